@@ -1,0 +1,281 @@
+"""Settings: built once at ``init`` from its arguments, then the standard ``OTEL_*`` and ``LLMOBS_*``
+variables. Every invalid value fails here, with the variable and the fix in the message."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+PROTOCOLS = ("grpc", "http/protobuf")
+SIGNALS = ("metrics", "traces")
+EXPORTERS = ("otlp", "console", "none")
+TEMPORALITIES = ("cumulative", "delta", "lowmemory")
+OPTIONS = ("service_name", "endpoint", "protocol", "headers", "export_interval", "traces",
+           "max_series", "shutdown_timeout", "resource_attributes")
+
+
+class ConfigError(ValueError):
+    """An option or environment variable that llmobs cannot use; the message says how to fix it."""
+
+
+@dataclass(frozen=True)
+class OTLPTarget:
+    """Where one signal goes over OTLP. ``headers`` may hold secrets: never shown in a repr."""
+
+    protocol: str
+    endpoint: str
+    headers: Mapping[str, str] = field(repr=False)
+    timeout: float
+    temporality: str = "cumulative"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything ``init`` decided. ``None`` for a target means that signal is not sent over OTLP."""
+
+    service_name: str | None = None
+    resource_attributes: Mapping[str, str] = field(default_factory=dict)
+    metrics_otlp: OTLPTarget | None = None
+    traces_otlp: OTLPTarget | None = None
+    summary: bool = True
+    traces: bool | None = None
+    traces_console: bool = False
+    export_interval: float = 10.0
+    export_timeout: float = 30.0
+    max_series: int = 2000
+    shutdown_timeout: float = 5.0
+    disabled: bool = False
+
+
+def load(options: Mapping[str, Any], env: Mapping[str, str] | None = None) -> Settings:
+    """Validate ``options`` (the keyword arguments of ``init``) and read the environment."""
+    env = os.environ if env is None else env
+    unknown = sorted(set(options) - set(OPTIONS))
+    if unknown:
+        raise ConfigError(f"init() got unknown option(s) {', '.join(unknown)}; "
+                          f"valid options are: {', '.join(OPTIONS)}")
+    disabled = _flag(env, "OTEL_SDK_DISABLED")
+    metrics_exporters = _exporters(env, "OTEL_METRICS_EXPORTER")
+    traces_exporters = _exporters(env, "OTEL_TRACES_EXPORTER")
+    traces = options.get("traces")
+    if traces is not None and not isinstance(traces, bool):
+        raise ConfigError("init(traces=...) must be True, False or None (decide from OTEL_TRACES_EXPORTER)")
+
+    metrics_otlp = _target(options, env, "metrics", metrics_exporters)
+    traces_otlp = None if traces is False else _target(options, env, "traces", traces_exporters)
+    if traces is True and traces_otlp is None and "console" not in (traces_exporters or ()):
+        traces_otlp = _target(options, env, "traces", ("otlp",))
+    summary = "console" in metrics_exporters if metrics_exporters is not None else metrics_otlp is None
+
+    default_interval = 60.0 if metrics_otlp else 10.0
+    interval = _seconds(options, "export_interval", env, "OTEL_METRIC_EXPORT_INTERVAL", default_interval)
+    return Settings(
+        service_name=_service_name(options.get("service_name")),
+        resource_attributes=_resource_attributes(options),
+        metrics_otlp=metrics_otlp,
+        traces_otlp=traces_otlp,
+        summary=summary,
+        traces=_traces(traces, traces_exporters),
+        traces_console=traces is not False and "console" in (traces_exporters or ()),
+        export_interval=interval,
+        export_timeout=_seconds({}, "", env, "OTEL_METRIC_EXPORT_TIMEOUT", 30.0),
+        max_series=_positive_int(options, "max_series", env, "LLMOBS_MAX_SERIES", 2000),
+        shutdown_timeout=_seconds(options, "shutdown_timeout", env, "LLMOBS_SHUTDOWN_TIMEOUT", 5.0),
+        disabled=disabled,
+    )
+
+
+def _traces(option: bool | None, exporters: tuple[str, ...] | None) -> bool | None:
+    """True/False when decided; None means "only if the application installed a TracerProvider"."""
+    if option is not None:
+        return option
+    if exporters is None:
+        return None
+    return exporters != ("none",)
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    value = env.get(name, "").strip().lower()
+    if value not in ("", "true", "false"):
+        raise ConfigError(f"{name} must be 'true' or 'false'")
+    return value == "true"
+
+
+def _exporters(env: Mapping[str, str], name: str) -> tuple[str, ...] | None:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return None
+    names = tuple(part.strip().lower() for part in raw.split(",") if part.strip())
+    bad = [n for n in names if n not in EXPORTERS]
+    if bad:
+        raise ConfigError(f"{name} has unsupported exporter(s) {', '.join(bad)}; llmobs supports "
+                          f"{', '.join(EXPORTERS)} ('console' prints llmobs's summary)")
+    return names
+
+
+def _target(options: Mapping[str, Any], env: Mapping[str, str], signal: str,
+            exporters: tuple[str, ...] | None) -> OTLPTarget | None:
+    upper = signal.upper()
+    endpoint = _endpoint_option(options, env, upper)
+    wanted = "otlp" in exporters if exporters is not None else endpoint is not None
+    if not wanted:
+        return None
+    protocol = _protocol(options, env, upper)
+    if endpoint is None:
+        base = "http://localhost:4317" if protocol == "grpc" else "http://localhost:4318"
+        endpoint = (base, True)
+    url, is_base = endpoint
+    if protocol == "http/protobuf" and is_base:
+        url = url.rstrip("/") + f"/v1/{signal}"
+    return OTLPTarget(
+        protocol=protocol,
+        endpoint=url,
+        headers=_headers(options, env, upper),
+        timeout=_timeout(env, upper),
+        temporality=_temporality(env) if signal == "metrics" else "cumulative",
+    )
+
+
+def _endpoint_option(options: Mapping[str, Any], env: Mapping[str, str], upper: str) -> tuple[str, bool] | None:
+    """The endpoint and whether it is a base URL (the HTTP exporter then appends ``/v1/<signal>``)."""
+    if options.get("endpoint") is not None:
+        return _url(options["endpoint"], "init(endpoint=...)"), True
+    specific = env.get(f"OTEL_EXPORTER_OTLP_{upper}_ENDPOINT", "").strip()
+    if specific:
+        return _url(specific, f"OTEL_EXPORTER_OTLP_{upper}_ENDPOINT"), False
+    generic = env.get("OTEL_EXPORTER_OTLP_ENDPOINT", "").strip()
+    if generic:
+        return _url(generic, "OTEL_EXPORTER_OTLP_ENDPOINT"), True
+    return None
+
+
+def _url(value: object, source: str) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(f"{source} must be a URL string such as http://localhost:4317")
+    parsed = urlparse(value)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise ConfigError(f"{source}={value!r} is not a URL; use the form http://host:port "
+                          "(https:// for TLS)")
+    try:
+        parsed.port
+    except ValueError:
+        raise ConfigError(f"{source}={value!r} has an invalid port") from None
+    return value
+
+
+def _protocol(options: Mapping[str, Any], env: Mapping[str, str], upper: str) -> str:
+    candidates = [
+        ("init(protocol=...)", options.get("protocol")),
+        (f"OTEL_EXPORTER_OTLP_{upper}_PROTOCOL", env.get(f"OTEL_EXPORTER_OTLP_{upper}_PROTOCOL")),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", env.get("OTEL_EXPORTER_OTLP_PROTOCOL")),
+    ]
+    for source, value in candidates:
+        if value:
+            if value not in PROTOCOLS:
+                raise ConfigError(f"{source}={value!r} is not supported; use 'grpc' or 'http/protobuf'")
+            return str(value)
+    return "grpc"
+
+
+def _headers(options: Mapping[str, Any], env: Mapping[str, str], upper: str) -> dict[str, str]:
+    """Parse ``key=value,...`` (values URL-encoded). Errors never quote a value: they may be secrets."""
+    if options.get("headers") is not None:
+        headers = options["headers"]
+        if not isinstance(headers, Mapping) or not all(
+                isinstance(k, str) and isinstance(v, str) for k, v in headers.items()):
+            raise ConfigError("init(headers=...) must be a dict of str to str")
+        return {k.lower(): v for k, v in headers.items()}
+    for name in (f"OTEL_EXPORTER_OTLP_{upper}_HEADERS", "OTEL_EXPORTER_OTLP_HEADERS"):
+        raw = env.get(name, "")
+        if raw.strip():
+            return _parse_headers(raw, name)
+    return {}
+
+
+def _parse_headers(raw: str, name: str) -> dict[str, str]:
+    headers = {}
+    for position, entry in enumerate(raw.split(","), start=1):
+        if not entry.strip():
+            continue
+        key, sep, value = entry.partition("=")
+        key = unquote(key).strip().lower()
+        if not sep or not key or any(c.isspace() for c in key):
+            raise ConfigError(f"{name} is malformed at entry {position}: expected comma-separated "
+                              "key=value pairs with URL-encoded values (the values are not shown)")
+        headers[key] = unquote(value).strip()
+    return headers
+
+
+def _timeout(env: Mapping[str, str], upper: str) -> float:
+    for name in (f"OTEL_EXPORTER_OTLP_{upper}_TIMEOUT", "OTEL_EXPORTER_OTLP_TIMEOUT"):
+        if env.get(name, "").strip():
+            seconds = _seconds({}, "", env, name, 10.0)
+            if seconds < 0.1:
+                raise ConfigError(f"{name} is in milliseconds (OpenTelemetry specification): "
+                                  f"{env[name]} ms is too short to export anything; use e.g. 10000 for 10 s")
+            return seconds
+    return 10.0
+
+
+def _temporality(env: Mapping[str, str]) -> str:
+    name = "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE"
+    value = env.get(name, "").strip().lower() or "cumulative"
+    if value not in TEMPORALITIES:
+        raise ConfigError(f"{name} must be one of {', '.join(TEMPORALITIES)}")
+    return value
+
+
+def _seconds(options: Mapping[str, Any], option: str, env: Mapping[str, str], name: str,
+             default: float) -> float:
+    """An option in seconds, else a variable in milliseconds (as OpenTelemetry's are), else default."""
+    if options.get(option) is not None:
+        value = options[option]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+            raise ConfigError(f"init({option}=...) must be a positive number of seconds")
+        return float(value)
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        millis = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a positive number of milliseconds, got {raw!r}") from None
+    if not millis > 0 or millis == float("inf"):
+        raise ConfigError(f"{name} must be a positive number of milliseconds, got {raw!r}")
+    return millis / 1000
+
+
+def _positive_int(options: Mapping[str, Any], option: str, env: Mapping[str, str], name: str,
+                  default: int) -> int:
+    value: object = options.get(option)
+    source = f"init({option}=...)"
+    if value is None and env.get(name, "").strip():
+        value, source = env[name].strip(), name
+        try:
+            value = int(str(value))
+        except ValueError:
+            raise ConfigError(f"{name} must be a positive integer, got {env[name]!r}") from None
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{source} must be a positive integer")
+    return value
+
+
+def _service_name(value: object) -> str | None:
+    if value is not None and (not isinstance(value, str) or not value.strip()):
+        raise ConfigError("service_name must be a non-empty string (or set OTEL_SERVICE_NAME)")
+    return value
+
+
+def _resource_attributes(options: Mapping[str, Any]) -> dict[str, str]:
+    """OTEL_RESOURCE_ATTRIBUTES is read by the SDK's Resource; here only the option is checked."""
+    value = options.get("resource_attributes")
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
+        raise ConfigError("resource_attributes must be a dict with string keys")
+    return dict(value)

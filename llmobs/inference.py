@@ -1,0 +1,107 @@
+"""``@monitor_inference``: times every call of a predict function, whatever its shape.
+
+The shape (function, coroutine function, generator, async generator) is decided once, at
+decoration time, and the wrapper has the same shape, so ``inspect`` tells the truth about it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar, overload
+
+from .config import ConfigError
+from .recorder import CANCELLED, Site, UsageExtractor, _current
+from .streams import wrap_async_generator, wrap_generator
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@overload
+def monitor_inference(fn: F) -> F: ...
+
+
+@overload
+def monitor_inference(
+    fn: None = None, *, model: str | None = None, operation: str = "inference", provider: str = "llmobs",
+    attributes: Mapping[str, object] | None = None, usage: UsageExtractor | None = None,
+    chunk_tokens: Callable[[Any], int] | None = None,
+) -> Callable[[F], F]: ...
+
+
+def monitor_inference(
+    fn: Callable[..., Any] | None = None, *, model: str | None = None, operation: str = "inference",
+    provider: str = "llmobs", attributes: Mapping[str, object] | None = None,
+    usage: UsageExtractor | None = None, chunk_tokens: Callable[[Any], int] | None = None,
+) -> Any:
+    """Record latency, errors, in-flight calls, tokens, TTFT and TPOT of each call, and a span.
+
+    ``model`` defaults to the function's qualified name. ``usage(result) -> (input, output)``
+    counts tokens of a returned result (an OpenAI-style ``result.usage`` is read without it);
+    ``chunk_tokens(chunk) -> int`` counts the tokens of each streamed chunk (default: 1 each).
+    """
+    for name, value in (("model", model), ("operation", operation), ("provider", provider)):
+        if value is not None and (not isinstance(value, str) or not value):
+            raise ConfigError(f"monitor_inference({name}=...) must be a non-empty string")
+    for name, value in (("usage", usage), ("chunk_tokens", chunk_tokens)):
+        if value is not None and not callable(value):
+            raise ConfigError(f"monitor_inference({name}=...) must be callable")
+    if attributes is not None and not isinstance(attributes, Mapping):
+        raise ConfigError("monitor_inference(attributes=...) must be a dict")
+
+    def decorate(target: Callable[..., Any]) -> Any:
+        if isinstance(target, (classmethod, staticmethod)):
+            return type(target)(decorate(target.__func__))
+        site = Site(model or getattr(target, "__qualname__", repr(target)), operation, provider,
+                    attributes or {}, usage, chunk_tokens)
+        if inspect.isasyncgenfunction(target):
+            return wrap_async_generator(target, site)
+        if inspect.isgeneratorfunction(target):
+            return wrap_generator(target, site)
+        if inspect.iscoroutinefunction(target):
+            return _wrap_coroutine(target, site)
+        return _wrap_function(target, site)
+
+    return decorate if fn is None else decorate(fn)
+
+
+def _wrap_function(fn: Callable[..., Any], site: Site) -> Callable[..., Any]:
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        call = site.begin()
+        token = _current.set(call)
+        try:
+            result = fn(*args, **kwargs)
+        except BaseException as exc:
+            _current.reset(token)
+            site.end(call, exc)
+            raise
+        _current.reset(token)
+        site.end(call, None, result)
+        return result
+
+    return wrapper
+
+
+def _wrap_coroutine(fn: Callable[..., Any], site: Site) -> Callable[..., Any]:
+    @functools.wraps(fn)
+    async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        call = site.begin()
+        token = _current.set(call)
+        try:
+            result = await fn(*args, **kwargs)
+        except asyncio.CancelledError:
+            _current.reset(token)
+            site.end(call, CANCELLED)
+            raise
+        except BaseException as exc:
+            _current.reset(token)
+            site.end(call, exc)
+            raise
+        _current.reset(token)
+        site.end(call, None, result)
+        return result
+
+    return wrapper

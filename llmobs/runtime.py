@@ -1,0 +1,203 @@
+"""What ``init`` builds and ``shutdown`` tears down: the registry instruments record into, the
+tracer, and the export threads. Recording sites re-bind when ``generation`` changes."""
+
+from __future__ import annotations
+
+import atexit
+import os
+import threading
+import time
+import uuid
+from typing import Any
+
+from opentelemetry import metrics, trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+
+from . import config
+from .aggregation import NOOP, Registry, Series
+from .attributes import Attributes
+from .export import PeriodicExport, Points
+from .instruments import Instrument
+from .safety import logger, report
+from .version import __version__
+
+SCOPE = InstrumentationScope("llmobs", __version__)
+
+
+class _Disabled:
+    """The registry of a disabled or shut-down llmobs: every series is a no-op."""
+
+    max_series = 0
+
+    def series(self, instrument: Instrument, attributes: Attributes) -> Series:
+        return NOOP
+
+
+DISABLED = _Disabled()
+Recording = Registry | _Disabled
+
+
+class State:
+    """The live configuration. Reads on the hot path are plain attribute loads."""
+
+    def __init__(self) -> None:
+        # Before init, calls are aggregated so that init exports them; nothing leaves the process.
+        self.registry: Recording = Registry()
+        self.tracer: trace.Tracer | None = None
+        self.generation = 0
+        self.settings: config.Settings | None = None
+        self.exports: list[PeriodicExport] = []
+        self.tracer_provider: Any = None
+        self.lock = threading.RLock()
+        self.atexit_registered = False
+
+
+state = State()
+
+
+def init(service_name: str | None = None, **options: Any) -> None:
+    """Configure llmobs from arguments, then ``OTEL_*``/``LLMOBS_*`` variables; start exporting.
+
+    Safe to call twice (the second call changes nothing). Raises ``ConfigError`` on bad settings.
+    """
+    settings = config.load({"service_name": service_name, **options})
+    with state.lock:
+        if state.settings is not None:
+            if settings != state.settings:
+                logger.warning("llmobs: init() was already called; the new settings are ignored "
+                               "(call llmobs.shutdown() first to change them)")
+            return
+        _start(settings)
+        if not state.atexit_registered:
+            state.atexit_registered = True
+            atexit.register(shutdown)
+
+
+def _start(settings: config.Settings) -> None:
+    state.settings = settings
+    if settings.disabled:
+        state.registry, state.tracer = DISABLED, None
+    else:
+        resource = _resource(settings)
+        state.registry = _registry(settings, resource)
+        state.tracer = _tracer(settings, resource)
+    state.generation += 1
+
+
+def _resource(settings: config.Settings) -> Resource:
+    attributes: dict[str, Any] = dict(settings.resource_attributes)
+    if settings.service_name:
+        attributes["service.name"] = settings.service_name
+    resource = Resource.create(attributes)
+    if "service.instance.id" not in resource.attributes:
+        # Each process (each pre-fork worker too) exports as its own instance.
+        resource = resource.merge(Resource({"service.instance.id": str(uuid.uuid4())}))
+    return resource
+
+
+def _registry(settings: config.Settings, resource: Resource) -> Registry:
+    provider = metrics.get_meter_provider()
+    if _installed(provider):
+        return Registry(settings.max_series, meter=provider.get_meter(SCOPE.name, SCOPE.version))
+    registry = state.registry if isinstance(state.registry, Registry) else Registry()
+    registry.max_series = settings.max_series
+    if settings.metrics_otlp is not None:
+        from .exporters import metric_exporter
+
+        target = settings.metrics_otlp
+        _export(registry, metric_exporter(target), Points(resource, SCOPE, target.temporality != "cumulative"),
+                settings)
+    if settings.summary:
+        from .summary import SummaryExporter
+
+        _export(registry, SummaryExporter(), Points(resource, SCOPE, delta=True), settings)
+    return registry
+
+
+def _export(registry: Registry, exporter: Any, points: Points, settings: config.Settings) -> None:
+    state.exports.append(PeriodicExport(registry, exporter, points, settings.export_interval,
+                                        settings.export_timeout))
+
+
+def _tracer(settings: config.Settings, resource: Resource) -> trace.Tracer | None:
+    if settings.traces is False:
+        return None
+    provider = trace.get_tracer_provider()
+    if _installed(provider):
+        return provider.get_tracer(SCOPE.name, SCOPE.version)
+    if settings.traces_otlp is None and not settings.traces_console:
+        return None
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
+
+    own = TracerProvider(resource=resource, shutdown_on_exit=False)
+    if settings.traces_otlp is not None:
+        from .exporters import span_exporter
+
+        own.add_span_processor(BatchSpanProcessor(span_exporter(settings.traces_otlp)))
+    if settings.traces_console:
+        own.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter()))
+    state.tracer_provider = own
+    return own.get_tracer(SCOPE.name, SCOPE.version)
+
+
+def _installed(provider: object) -> bool:
+    """True when the application set a real global provider (e.g. via opentelemetry-instrument)."""
+    return type(provider).__name__ not in ("ProxyTracerProvider", "_ProxyMeterProvider",
+                                           "NoOpTracerProvider", "NoOpMeterProvider")
+
+
+def shutdown(timeout: float | None = None) -> bool:
+    """Flush and stop within ``timeout`` seconds (default 5, or LLMOBS_SHUTDOWN_TIMEOUT).
+
+    Idempotent; recording afterwards is a silent no-op. Returns False when the time ran out first.
+    """
+    with state.lock:
+        settings, exports, provider = state.settings, state.exports, state.tracer_provider
+        if settings is None:
+            return True
+        state.registry, state.tracer, state.exports, state.tracer_provider = DISABLED, None, [], None
+        state.settings = None
+        state.generation += 1
+    budget = settings.shutdown_timeout if timeout is None else timeout
+    deadline = time.monotonic() + budget
+    # In parallel, so that one stuck exporter cannot eat the others' share of the budget.
+    workers = [threading.Thread(target=e.shutdown, args=(deadline,), daemon=True) for e in exports]
+    if provider is not None:
+        workers.append(threading.Thread(target=_stop_tracing, args=(provider, deadline), daemon=True))
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(max(0.0, deadline - time.monotonic()))
+    finished = not any(worker.is_alive() for worker in workers)
+    if not finished:
+        logger.warning("llmobs: shutdown gave up after %.1fs; telemetry not yet exported is lost", budget)
+    return finished
+
+
+def _stop_tracing(provider: Any, deadline: float) -> None:
+    try:
+        provider.force_flush(int(max(0.0, deadline - time.monotonic()) * 1000))
+        provider.shutdown()
+    except Exception:
+        report("tracer shutdown")
+
+
+def _after_fork_in_child() -> None:
+    """A pre-fork worker starts over: its own instance id, empty series, new threads and channels."""
+    state.lock = threading.RLock()
+    settings = state.settings
+    if settings is None:
+        state.registry = Registry()
+        state.generation += 1
+        return
+    state.settings, state.exports, state.tracer_provider = None, [], None
+    state.registry = Registry()
+    try:
+        _start(settings)
+    except Exception:
+        report("restart after fork")
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)

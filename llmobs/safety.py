@@ -1,0 +1,24 @@
+"""The one boundary between llmobs and the host application: internal failures are logged once
+per place and swallowed, so that no exception from llmobs reaches user code."""
+
+from __future__ import annotations
+
+import logging
+
+logger = logging.getLogger("llmobs")
+
+_reported: set[str] = set()
+
+
+def warn_once(key: str, message: str, *args: object) -> None:
+    """Log a warning the first time ``key`` is seen; later occurrences stay silent."""
+    if key not in _reported:
+        _reported.add(key)
+        logger.warning(message, *args)
+
+
+def report(where: str) -> None:
+    """Call from an ``except`` block: logs the current exception once for ``where``."""
+    if where not in _reported:
+        _reported.add(where)
+        logger.warning("llmobs: internal error in %s; telemetry for it is skipped", where, exc_info=True)

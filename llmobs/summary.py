@@ -1,0 +1,159 @@
+"""The embedded default: a compact table of the last interval on stderr, for users who run no
+backend. It is an ordinary metric exporter fed delta points, so it sees what OTLP would."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+from opentelemetry.sdk.metrics.export import (
+    HistogramDataPoint,
+    Metric,
+    MetricExporter,
+    MetricExportResult,
+    MetricsData,
+    NumberDataPoint,
+)
+
+from . import instruments as names
+
+
+def percentile(bounds: Sequence[float], counts: Sequence[int], q: float) -> float | None:
+    """Estimate the ``q`` quantile of a bucketed histogram, interpolating linearly inside the
+    bucket (as Prometheus's ``histogram_quantile`` does); None for an empty histogram."""
+    total = sum(counts)
+    if total == 0:
+        return None
+    rank = q * total
+    seen = 0
+    for i, count in enumerate(counts):
+        if count and seen + count >= rank:
+            lower = bounds[i - 1] if i > 0 else 0.0
+            upper = bounds[i] if i < len(bounds) else bounds[-1]
+            return lower + (upper - lower) * (rank - seen) / count
+        seen += count
+    return bounds[-1]
+
+
+@dataclass
+class _Histogram:
+    bounds: Sequence[float] = ()
+    counts: list[int] = field(default_factory=list)
+
+    def add(self, point: HistogramDataPoint) -> None:
+        self.bounds = point.explicit_bounds
+        if not self.counts:
+            self.counts = [0] * len(point.bucket_counts)
+        for i, count in enumerate(point.bucket_counts):
+            self.counts[i] += count
+
+    def quantile(self, q: float) -> float | None:
+        return percentile(self.bounds, self.counts, q) if self.counts else None
+
+
+@dataclass
+class _Model:
+    calls: int = 0
+    errors: int = 0
+    output_tokens: float = 0.0
+    latency: _Histogram = field(default_factory=_Histogram)
+    ttft: _Histogram = field(default_factory=_Histogram)
+
+
+@dataclass
+class _Batch:
+    done: float = 0.0
+    failed: float = 0.0
+    progress: float | None = None
+
+
+class SummaryExporter(MetricExporter):
+    """Prints, each interval with activity, per model: calls, error %, latency p50/p95/p99,
+    TTFT p50/p95 and output tokens/s; and per batch job: items, rate, failures and progress."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        super().__init__()
+        self._stream = stream
+        self._last = time.monotonic()
+
+    def export(self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any) -> MetricExportResult:
+        now = time.monotonic()
+        elapsed, self._last = max(now - self._last, 1e-9), now
+        lines = render(_metrics(metrics_data), elapsed)
+        if lines:
+            stream = self._stream or sys.stderr
+            stream.write("\n".join(lines) + "\n")
+            stream.flush()
+        return MetricExportResult.SUCCESS
+
+    def force_flush(self, timeout_millis: float = 10_000) -> bool:
+        return True
+
+    def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
+        pass
+
+
+def _metrics(data: MetricsData) -> Iterator[Metric]:
+    for resource_metrics in data.resource_metrics:
+        for scope_metrics in resource_metrics.scope_metrics:
+            yield from scope_metrics.metrics
+
+
+def render(metrics: Iterator[Metric], elapsed: float) -> list[str]:
+    """The summary's lines for one interval of ``elapsed`` seconds; empty when nothing happened."""
+    models: dict[str, _Model] = defaultdict(_Model)
+    batches: dict[str, _Batch] = defaultdict(_Batch)
+    for metric in metrics:
+        for point in metric.data.data_points:
+            attrs = point.attributes or {}
+            if isinstance(point, HistogramDataPoint):
+                model = models[str(attrs.get(names.MODEL, "(overflow)"))]
+                if metric.name == names.REQUEST_DURATION.name:
+                    model.calls += point.count
+                    model.errors += point.count if names.ERROR_TYPE in attrs else 0
+                    model.latency.add(point)
+                elif metric.name == names.TIME_TO_FIRST_TOKEN.name:
+                    model.ttft.add(point)
+                elif metric.name == names.TOKEN_USAGE.name and attrs.get(names.TOKEN_TYPE) == "output":
+                    model.output_tokens += point.sum
+            elif isinstance(point, NumberDataPoint):
+                batch_name = attrs.get(names.BATCH_NAME)
+                if batch_name is None:
+                    continue
+                batch = batches[str(batch_name)]
+                if metric.name == names.BATCH_ITEMS.name:
+                    if attrs.get(names.BATCH_OUTCOME) == "failure":
+                        batch.failed += point.value
+                    else:
+                        batch.done += point.value
+                elif metric.name == names.BATCH_PROGRESS.name:
+                    batch.progress = float(point.value)
+    active = {name: m for name, m in models.items() if m.calls}
+    busy = {name: b for name, b in batches.items() if b.done or b.failed}
+    if not active and not busy:
+        return []
+    lines = [f"llmobs {time.strftime('%H:%M:%S')}  last {elapsed:.0f}s"]
+    if active:
+        lines.append(f"  {'model':<24}{'calls':>7}{'err%':>7}{'p50':>9}{'p95':>9}{'p99':>9}"
+                     f"{'ttft p50/p95':>17}{'tok/s':>9}")
+        for name, m in sorted(active.items()):
+            ttft = f"{_t(m.ttft.quantile(0.5))}/{_t(m.ttft.quantile(0.95))}" if m.ttft.counts else "-"
+            lines.append(
+                f"  {name[:23]:<24}{m.calls:>7}{100 * m.errors / m.calls:>6.1f}%"
+                f"{_t(m.latency.quantile(0.5)):>9}{_t(m.latency.quantile(0.95)):>9}"
+                f"{_t(m.latency.quantile(0.99)):>9}{ttft:>17}{m.output_tokens / elapsed:>9.1f}")
+    for name, b in sorted(busy.items()):
+        progress = f", {100 * b.progress:.0f}% done" if b.progress is not None else ""
+        lines.append(f"  batch {name}: {b.done:.0f} items ({b.done / elapsed:.1f}/s), "
+                     f"{b.failed:.0f} failed{progress}")
+    return lines
+
+
+def _t(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    return f"{seconds * 1000:.0f}ms" if seconds < 1 else f"{seconds:.2f}s"
