@@ -4,7 +4,7 @@ from .batch import BatchRun, current_batch, monitor_batch
 from .config import ConfigError
 from .inference import monitor_inference
 from .recorder import Inference, current_inference
-from .runtime import init, shutdown
+from .runtime import force_flush, init, shutdown
 from .version import __version__
 
 __all__ = [
@@ -14,6 +14,7 @@ __all__ = [
     "__version__",
     "current_batch",
     "current_inference",
+    "force_flush",
     "init",
     "monitor_batch",
     "monitor_inference",

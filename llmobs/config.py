@@ -14,7 +14,8 @@ SIGNALS = ("metrics", "traces")
 EXPORTERS = ("otlp", "console", "none")
 TEMPORALITIES = ("cumulative", "delta", "lowmemory")
 OPTIONS = ("service_name", "endpoint", "protocol", "headers", "export_interval", "traces",
-           "max_series", "shutdown_timeout", "resource_attributes")
+           "max_series", "shutdown_timeout", "resource_attributes", "gpu", "host", "gpu_devices",
+           "collect_interval")
 
 
 class ConfigError(ValueError):
@@ -48,6 +49,10 @@ class Settings:
     max_series: int = 2000
     shutdown_timeout: float = 5.0
     disabled: bool = False
+    gpu: bool = True
+    host: bool = True
+    gpu_devices: tuple[int, ...] | None = None
+    collect_interval: float = 1.0
 
 
 def load(options: Mapping[str, Any], env: Mapping[str, str] | None = None) -> Settings:
@@ -85,7 +90,42 @@ def load(options: Mapping[str, Any], env: Mapping[str, str] | None = None) -> Se
         max_series=_positive_int(options, "max_series", env, "LLMOBS_MAX_SERIES", 2000),
         shutdown_timeout=_seconds(options, "shutdown_timeout", env, "LLMOBS_SHUTDOWN_TIMEOUT", 5.0),
         disabled=disabled,
+        gpu=_switch(options, "gpu", env, "LLMOBS_GPU"),
+        host=_switch(options, "host", env, "LLMOBS_HOST"),
+        gpu_devices=_devices(options, env),
+        collect_interval=_seconds(options, "collect_interval", env, "LLMOBS_COLLECT_INTERVAL", 1.0),
     )
+
+
+def _switch(options: Mapping[str, Any], option: str, env: Mapping[str, str], name: str) -> bool:
+    """An on/off option (default on), else its variable ('true'/'false')."""
+    value = options.get(option)
+    if value is not None:
+        if not isinstance(value, bool):
+            raise ConfigError(f"init({option}=...) must be True or False")
+        return value
+    raw = env.get(name, "").strip().lower()
+    if raw not in ("", "true", "false"):
+        raise ConfigError(f"{name} must be 'true' or 'false', got {env[name]!r}")
+    return raw != "false"
+
+
+def _devices(options: Mapping[str, Any], env: Mapping[str, str]) -> tuple[int, ...] | None:
+    """GPU indices to read (None: all), from ``gpu_devices=[0, 1]`` or LLMOBS_GPU_DEVICES=0,1."""
+    value = options.get("gpu_devices")
+    source = "init(gpu_devices=...)"
+    if value is None and env.get("LLMOBS_GPU_DEVICES", "").strip():
+        source = "LLMOBS_GPU_DEVICES"
+        try:
+            value = [int(part) for part in env["LLMOBS_GPU_DEVICES"].split(",") if part.strip()]
+        except ValueError:
+            raise ConfigError("LLMOBS_GPU_DEVICES must be comma-separated GPU indices, e.g. 0,1") from None
+    if value is None:
+        return None
+    if isinstance(value, (str, bytes)) or not all(
+            isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in value):
+        raise ConfigError(f"{source} must list GPU indices (integers >= 0), e.g. [0, 1]")
+    return tuple(value)
 
 
 def _traces(option: bool | None, exporters: tuple[str, ...] | None) -> bool | None:

@@ -166,14 +166,30 @@ def shutdown(timeout: float | None = None) -> bool:
     workers = [threading.Thread(target=e.shutdown, args=(deadline,), daemon=True) for e in exports]
     if provider is not None:
         workers.append(threading.Thread(target=_stop_tracing, args=(provider, deadline), daemon=True))
+    finished = _run_until(workers, deadline)
+    if not finished:
+        logger.warning("llmobs: shutdown gave up after %.1fs; telemetry not yet exported is lost", budget)
+    return finished
+
+
+def force_flush(timeout: float = 5.0) -> bool:
+    """Export everything recorded so far now (end of a batch job, before a fork, in tests)."""
+    with state.lock:
+        exports, provider = list(state.exports), state.tracer_provider
+    deadline = time.monotonic() + timeout
+    workers = [threading.Thread(target=e.export_once, daemon=True) for e in exports]
+    if provider is not None:
+        workers.append(threading.Thread(target=provider.force_flush, args=(int(timeout * 1000),), daemon=True))
+    return _run_until(workers, deadline)
+
+
+def _run_until(workers: list[threading.Thread], deadline: float) -> bool:
+    """Start ``workers`` and wait for them until ``deadline``; True when all finished in time."""
     for worker in workers:
         worker.start()
     for worker in workers:
         worker.join(max(0.0, deadline - time.monotonic()))
-    finished = not any(worker.is_alive() for worker in workers)
-    if not finished:
-        logger.warning("llmobs: shutdown gave up after %.1fs; telemetry not yet exported is lost", budget)
-    return finished
+    return not any(worker.is_alive() for worker in workers)
 
 
 def _stop_tracing(provider: Any, deadline: float) -> None:
