@@ -81,12 +81,12 @@ class SumSeries:
 
 
 class GaugeSeries:
-    """Last value wins; a single store needs no lock."""
+    """Last value wins; a single store needs no lock. No value yet means nothing to export."""
 
     __slots__ = ("value", "start_ns")
 
     def __init__(self) -> None:
-        self.value = 0.0
+        self.value: float | None = None
         self.start_ns = time.time_ns()
 
     def record(self, value: float) -> None:
@@ -169,7 +169,8 @@ class Registry:
         with self._lock:
             for instrument, by_attributes in self._series.items():
                 points = [(attrs, _snapshot(s)) for attrs, s in by_attributes.items()
-                          if isinstance(s, (HistogramSeries, SumSeries, GaugeSeries))]
+                          if isinstance(s, (HistogramSeries, SumSeries))
+                          or isinstance(s, GaugeSeries) and s.value is not None]
                 if points:
                     out.append((instrument, points))
         return out
@@ -181,6 +182,7 @@ def _snapshot(series: LocalSeries) -> Snapshot:
         return HistogramSnapshot(tuple(series.counts), series.sum, series.count,
                                  None if empty else series.min, None if empty else series.max,
                                  series.start_ns)
+    assert series.value is not None
     return ValueSnapshot(series.value, series.start_ns)
 
 

@@ -16,6 +16,7 @@ from opentelemetry.trace import Status, StatusCode
 
 from . import instruments as names
 from . import runtime
+from .aggregation import NOOP
 from .attributes import freeze, merge
 from .config import ConfigError
 from .recorder import error_type
@@ -37,7 +38,7 @@ class BatchRun:
         self._succeeded = registry.series(names.BATCH_ITEMS, merge(self._attrs, {names.BATCH_OUTCOME: "success"}))
         self._failures = registry.series(names.BATCH_ITEMS, merge(self._attrs, {names.BATCH_OUTCOME: "failure"}))
         self._tokens = registry.series(names.BATCH_TOKENS, self._attrs)
-        self._progress = registry.series(names.BATCH_PROGRESS, self._attrs)
+        self._progress = registry.series(names.BATCH_PROGRESS, self._attrs) if total else NOOP
         self._active = registry.series(names.BATCH_ACTIVE, self._attrs)
         self._span: Any = None
         self._scope: object = None

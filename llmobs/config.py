@@ -63,6 +63,10 @@ def load(options: Mapping[str, Any], env: Mapping[str, str] | None = None) -> Se
         raise ConfigError(f"init() got unknown option(s) {', '.join(unknown)}; "
                           f"valid options are: {', '.join(OPTIONS)}")
     disabled = _flag(env, "OTEL_SDK_DISABLED")
+    # Checked even when unused, so that a typo fails now rather than when it is first needed.
+    _temporality(env)
+    _protocol(options, {}, "")
+    _headers(options, {}, "")
     metrics_exporters = _exporters(env, "OTEL_METRICS_EXPORTER")
     traces_exporters = _exporters(env, "OTEL_TRACES_EXPORTER")
     traces = options.get("traces")

@@ -1,0 +1,79 @@
+"""monitor_batch as a context manager and a decorator: items, tokens, progress, duration, errors."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import pytest
+
+import llmobs
+from tests.conftest import exported, one
+
+NAME = {"llmobs.batch.name": "nightly"}
+
+
+def test_context_manager_counts_items_tokens_and_progress(otlp: Any) -> None:
+    receiver = otlp(traces=False)
+    with llmobs.monitor_batch("nightly", total=10) as batch:
+        batch.advance(4, tokens=400)
+        batch.advance(3, failed=1, tokens=300)
+        assert llmobs.current_batch() is batch
+        assert one(receiver, "llmobs.batch.active", NAME).value == 1
+        assert one(receiver, "llmobs.batch.progress", NAME).value == pytest.approx(0.8)
+        time.sleep(0.02)
+    assert one(receiver, "llmobs.batch.items", {**NAME, "llmobs.batch.outcome": "success"}).value == 7
+    assert one(receiver, "llmobs.batch.items", {**NAME, "llmobs.batch.outcome": "failure"}).value == 1
+    assert one(receiver, "llmobs.batch.tokens", NAME).value == 700
+    duration = one(receiver, "llmobs.batch.duration", NAME)
+    assert duration.count == 1 and 0.02 <= duration.sum < 0.5 and duration.unit == "s"
+    assert one(receiver, "llmobs.batch.active", NAME).value == 0
+    assert (batch.done, batch.failed) == (8, 1)
+
+
+def test_failure_inside_is_recorded_and_reraised(otlp: Any) -> None:
+    receiver = otlp(traces=True)
+    error = OSError("disk full")
+    with pytest.raises(OSError) as caught, llmobs.monitor_batch("nightly") as batch:
+        batch.advance(2)
+        raise error
+    assert caught.value is error
+    assert one(receiver, "llmobs.batch.duration", {**NAME, "error.type": "OSError"}).count == 1
+    assert exported(receiver, "llmobs.batch.progress") == []  # no total, no progress
+    span = receiver.wait_for(lambda r: r.spans())[0]
+    assert span.name == "batch nightly" and span.status_code == "STATUS_CODE_ERROR"
+    assert span.attributes["llmobs.batch.items"] == 2
+
+
+def test_decorator_gives_each_call_fresh_state(otlp: Any) -> None:
+    receiver = otlp(traces=False)
+
+    @llmobs.monitor_batch("nightly", total=2)
+    def job(n: int) -> int:
+        llmobs.current_batch().advance(n)
+        return n
+
+    @llmobs.monitor_batch("nightly", total=2)
+    async def ajob(n: int) -> int:
+        llmobs.current_batch().advance(n)
+        return n
+
+    assert job(1) == 1 and job(2) == 2 and asyncio.run(ajob(1)) == 1
+    assert one(receiver, "llmobs.batch.duration", NAME).count == 3
+    assert one(receiver, "llmobs.batch.items", {**NAME, "llmobs.batch.outcome": "success"}).value == 4
+
+
+def test_bad_counts_are_dropped(otlp: Any) -> None:
+    receiver = otlp(traces=False)
+    with llmobs.monitor_batch("nightly") as batch:
+        batch.advance(-1)
+        batch.advance("3")  # type: ignore[arg-type]
+        batch.advance(2)
+    assert one(receiver, "llmobs.batch.items", {**NAME, "llmobs.batch.outcome": "success"}).value == 2
+
+
+def test_outside_a_batch_advance_records_nothing() -> None:
+    llmobs.current_batch().advance(5)
+    with pytest.raises(llmobs.ConfigError, match="total"):
+        llmobs.monitor_batch("x", total=-1)

@@ -1,0 +1,219 @@
+"""Streaming calls: TTFT/TPOT against generators with known timing, and exactly-once finalization."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import inspect
+import time
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+from opentelemetry import trace
+
+import llmobs
+from tests.conftest import BASE, exported, one
+
+DURATION = "gen_ai.server.request.duration"
+OUTPUT = {**BASE, "gen_ai.token.type": "output"}
+
+
+@llmobs.monitor_inference(model="m", operation="chat")
+def tokens(n: int, first: float = 0.0, each: float = 0.0, fail_at: int = -1) -> Iterator[str]:
+    time.sleep(first)
+    for i in range(n):
+        if i == fail_at:
+            raise RuntimeError("model crashed")
+        if i:
+            time.sleep(each)
+        yield f"t{i}"
+
+
+@llmobs.monitor_inference(model="m", operation="chat")
+async def atokens(n: int, first: float = 0.0, each: float = 0.0) -> AsyncIterator[str]:
+    await asyncio.sleep(first)
+    for i in range(n):
+        if i:
+            await asyncio.sleep(each)
+        yield f"t{i}"
+
+
+def assert_timing(receiver: Any, first: float, each: float, n: int) -> None:
+    ttft = one(receiver, "gen_ai.server.time_to_first_token", BASE)
+    assert ttft.count == 1 and first <= ttft.sum < first + 0.03
+    tpot = one(receiver, "gen_ai.server.time_per_output_token", BASE)
+    assert tpot.count == 1 and each <= tpot.sum < each + 0.01
+    duration = one(receiver, DURATION, BASE)
+    assert duration.count == 1 and first + each * (n - 1) <= duration.sum < first + each * (n - 1) + 0.05
+    output = one(receiver, "llmobs.inference.token.usage", OUTPUT)
+    assert (output.count, output.sum) == (1, n)
+    assert one(receiver, "llmobs.inference.active_requests", BASE).value == 0
+
+
+def test_generator_ttft_and_tpot(otlp: Any) -> None:
+    receiver = otlp(traces=False)
+    assert inspect.isgeneratorfunction(tokens)
+    assert list(tokens(6, first=0.05, each=0.01)) == [f"t{i}" for i in range(6)]
+    assert_timing(receiver, 0.05, 0.01, 6)
+
+
+def test_async_generator_ttft_and_tpot(otlp: Any) -> None:
+    receiver = otlp(traces=False)
+    assert inspect.isasyncgenfunction(atokens)
+
+    async def main() -> list[str]:
+        return [t async for t in atokens(6, first=0.05, each=0.01)]
+
+    assert asyncio.run(main()) == [f"t{i}" for i in range(6)]
+    assert_timing(receiver, 0.05, 0.01, 6)
+
+
+def test_chunk_tokens_counts_per_chunk(otlp: Any) -> None:
+    receiver = otlp(traces=False)
+
+    @llmobs.monitor_inference(model="m", operation="chat", chunk_tokens=len)
+    def chunks() -> Iterator[list[int]]:
+        yield [1, 2, 3]
+        yield [4]
+
+    assert list(chunks()) == [[1, 2, 3], [4]]
+    assert one(receiver, "llmobs.inference.token.usage", OUTPUT).sum == 4
+
+
+def test_recorded_output_replaces_the_chunk_count(otlp: Any) -> None:
+    receiver = otlp(traces=False)
+
+    @llmobs.monitor_inference(model="m", operation="chat")
+    def chunks() -> Iterator[str]:
+        llmobs.current_inference().record_tokens(input=11)
+        yield "hello world"
+        llmobs.current_inference().record_tokens(output=2)
+
+    assert list(chunks()) == ["hello world"]
+    assert one(receiver, "llmobs.inference.token.usage", OUTPUT).sum == 2
+    assert one(receiver, "llmobs.inference.token.usage", {**BASE, "gen_ai.token.type": "input"}).sum == 11
+
+
+def test_handle_does_not_leak_between_chunks(otlp: Any) -> None:
+    otlp(traces=False)
+    seen = []
+    for _ in tokens(2):
+        seen.append(llmobs.current_inference().record_tokens)
+    outside = llmobs.current_inference()
+    assert all(handle.__self__ is outside for handle in seen)  # type: ignore[attr-defined]
+
+
+def test_early_close_is_recorded_once_and_not_as_error(otlp: Any) -> None:
+    receiver = otlp(traces=False)
+    stream = tokens(10)
+    assert next(stream) == "t0" and next(stream) == "t1"
+    stream.close()
+    stream.close()
+    closed = one(receiver, DURATION, {**BASE, "llmobs.end_reason": "client_closed"})
+    assert closed.count == 1
+    assert exported(receiver, DURATION, BASE) == []
+    assert one(receiver, "llmobs.inference.token.usage", OUTPUT).sum == 2
+    assert one(receiver, "llmobs.inference.active_requests", BASE).value == 0
+
+
+def test_break_out_of_loop_and_garbage_collection(otlp: Any) -> None:
+    receiver = otlp(traces=False)
+    for token in tokens(10):
+        if token == "t2":
+            break
+    abandoned = tokens(10)
+    next(abandoned)
+    del abandoned
+    gc.collect()
+    never_started = tokens(10)
+    del never_started
+    closed = one(receiver, DURATION, {**BASE, "llmobs.end_reason": "client_closed"})
+    assert closed.count == 2
+    assert one(receiver, "llmobs.inference.active_requests", BASE).value == 0
+
+
+def test_error_mid_stream(otlp: Any) -> None:
+    receiver = otlp(traces=False)
+    got = []
+    with pytest.raises(RuntimeError, match="model crashed"):
+        for token in tokens(5, fail_at=3):
+            got.append(token)
+    assert got == ["t0", "t1", "t2"]
+    failed = one(receiver, DURATION, {**BASE, "error.type": "RuntimeError"})
+    assert failed.count == 1
+    assert one(receiver, "gen_ai.server.time_to_first_token", BASE).count == 1
+    assert exported(receiver, "gen_ai.server.time_per_output_token", BASE) == []
+    assert one(receiver, "llmobs.inference.active_requests", BASE).value == 0
+
+
+def test_send_throw_and_return_value_pass_through(otlp: Any) -> None:
+    otlp(traces=False)
+
+    @llmobs.monitor_inference(model="m", operation="chat")
+    def echo() -> Iterator[Any]:
+        received = yield "ready"
+        while True:
+            try:
+                received = yield f"got {received}"
+            except ValueError as exc:
+                received = yield f"caught {exc}"
+            if received == "stop":
+                return "finished"
+
+    stream = echo()
+    assert next(stream) == "ready"
+    assert stream.send(1) == "got 1"
+    assert stream.throw(ValueError("v")) == "caught v"
+    with pytest.raises(StopIteration) as stop:
+        stream.send("stop")
+    assert stop.value.value == "finished"
+
+
+def test_async_early_close_cancel_and_gc(otlp: Any) -> None:
+    receiver = otlp(traces=False)
+
+    async def main() -> None:
+        stream = atokens(10)
+        assert await stream.__anext__() == "t0"
+        await stream.aclose()
+
+        async def consume() -> None:
+            async for _ in atokens(10, each=10):
+                pass
+
+        task = asyncio.create_task(consume())
+        await asyncio.sleep(0.05)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+        abandoned = atokens(10)
+        await abandoned.__anext__()
+        del abandoned
+        gc.collect()
+        await asyncio.sleep(0.01)  # the event loop's finalizer runs aclose()
+
+    asyncio.run(main())
+    closed = one(receiver, DURATION, {**BASE, "llmobs.end_reason": "client_closed"})
+    cancelled = one(receiver, DURATION, {**BASE, "llmobs.end_reason": "cancelled"})
+    assert (closed.count, cancelled.count) == (2, 1)
+    assert one(receiver, "llmobs.inference.active_requests", BASE).value == 0
+
+
+def test_stream_span_is_current_inside_the_generator_only(otlp: Any) -> None:
+    receiver = otlp(traces=True)
+    parents = []
+
+    @llmobs.monitor_inference(model="m", operation="chat")
+    def stream() -> Iterator[int]:
+        for i in range(3):
+            parents.append(trace.get_current_span().get_span_context().span_id)
+            yield i
+
+    for _ in stream():
+        assert not trace.get_current_span().get_span_context().is_valid
+    assert llmobs.force_flush()
+    span = receiver.wait_for(lambda r: r.spans())[0]
+    assert span.name == "chat m" and span.attributes["gen_ai.usage.output_tokens"] == 3
+    assert {f"{p:016x}" for p in parents} == {span.span_id}
