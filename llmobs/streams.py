@@ -10,19 +10,36 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import AsyncGenerator, Callable, Generator
+from collections.abc import AsyncGenerator, Awaitable, Callable, Generator
 from time import perf_counter
 from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 
-from .recorder import CANCELLED, CLIENT_CLOSED, Inference, Site, _current
+from .recorder import CANCELLED, CLIENT_CLOSED, Inference, Site, enter, leave
 from .safety import report, warn_once
 
 
 def _span_context(call: Inference) -> otel_context.Context | None:
     return None if call.span is None else trace.set_span_in_context(call.span)
+
+
+def _in_span(resume: Callable[[Any], Any], value: Any, span_context: otel_context.Context) -> Any:
+    """Resume the user's generator with the call's span current, so its own spans nest under it."""
+    scope = otel_context.attach(span_context)
+    try:
+        return resume(value)
+    finally:
+        otel_context.detach(scope)
+
+
+async def _in_span_async(step: Awaitable[Any], span_context: otel_context.Context) -> Any:
+    scope = otel_context.attach(span_context)
+    try:
+        return await step
+    finally:
+        otel_context.detach(scope)
 
 
 def wrap_generator(fn: Callable[..., Generator[Any, Any, Any]], site: Site) -> Callable[..., Any]:
@@ -37,26 +54,23 @@ def wrap_generator(fn: Callable[..., Generator[Any, Any, Any]], site: Site) -> C
         outcome: BaseException | str | None = CLIENT_CLOSED
         try:
             gen = fn(*args, **kwargs)  # runs none of the body yet
-            resume: Callable[[Any], Any] = gen.send
+            send = resume = gen.send
             value: Any = None
             while True:
-                token = _current.set(call)
-                scope = None if span_context is None else otel_context.attach(span_context)
+                token = enter(call)
                 try:
-                    chunk = resume(value)
+                    chunk = resume(value) if span_context is None else _in_span(resume, value, span_context)
                 except StopIteration as stop:
                     outcome = None
                     return stop.value
                 finally:
-                    if scope is not None:
-                        otel_context.detach(scope)
-                    _current.reset(token)
+                    leave(token)
                 if first is None:
                     first = perf_counter()
                 chunks += 1 if count is None else _counted(count, chunk)
                 try:
                     value = yield chunk
-                    resume = gen.send
+                    resume = send
                 except GeneratorExit:
                     gen.close()
                     raise
@@ -85,26 +99,27 @@ def wrap_async_generator(fn: Callable[..., AsyncGenerator[Any, Any]], site: Site
         outcome: BaseException | str | None = CLIENT_CLOSED
         try:
             gen = fn(*args, **kwargs)  # runs none of the body yet
-            resume: Callable[[Any], Any] = gen.asend
+            send = resume = gen.asend
             value: Any = None
             while True:
-                token = _current.set(call)
-                scope = None if span_context is None else otel_context.attach(span_context)
+                token = enter(call)
                 try:
-                    chunk = await resume(value)
+                    step = resume(value)
+                    chunk = await (step if span_context is None else _in_span_async(step, span_context))
                 except StopAsyncIteration:
                     outcome = None
                     return
                 finally:
-                    if scope is not None:
-                        otel_context.detach(scope)
-                    _current.reset(token)
+                    leave(token)
+                if count is None:
+                    chunks += 1
+                else:
+                    chunks += _counted(count, chunk)
                 if first is None:
                     first = perf_counter()
-                chunks += 1 if count is None else _counted(count, chunk)
                 try:
                     value = yield chunk
-                    resume = gen.asend
+                    resume = send
                 except GeneratorExit:
                     await gen.aclose()
                     raise
