@@ -15,7 +15,7 @@ EXPORTERS = ("otlp", "console", "none")
 TEMPORALITIES = ("cumulative", "delta", "lowmemory")
 OPTIONS = ("service_name", "endpoint", "protocol", "headers", "export_interval", "traces",
            "max_series", "shutdown_timeout", "resource_attributes", "gpu", "host", "gpu_devices",
-           "collect_interval")
+           "collect_interval", "summary")
 
 
 class ConfigError(ValueError):
@@ -77,7 +77,11 @@ def load(options: Mapping[str, Any], env: Mapping[str, str] | None = None) -> Se
     traces_otlp = None if traces is False else _target(options, env, "traces", traces_exporters)
     if traces is True and traces_otlp is None and "console" not in (traces_exporters or ()):
         traces_otlp = _target(options, env, "traces", ("otlp",))
-    summary = "console" in metrics_exporters if metrics_exporters is not None else metrics_otlp is None
+    summary = options.get("summary")
+    if summary is None:
+        summary = "console" in metrics_exporters if metrics_exporters is not None else metrics_otlp is None
+    elif not isinstance(summary, bool):
+        raise ConfigError("init(summary=...) must be True, False or None (decide from OTEL_METRICS_EXPORTER)")
 
     default_interval = 60.0 if metrics_otlp else 10.0
     interval = _seconds(options, "export_interval", env, "OTEL_METRIC_EXPORT_INTERVAL", default_interval)

@@ -14,6 +14,7 @@ from opentelemetry.sdk.metrics.export import (
     HistogramDataPoint,
     Metric,
     MetricExporter,
+    MetricExportResult,
     MetricsData,
     NumberDataPoint,
     ResourceMetrics,
@@ -127,12 +128,14 @@ class PeriodicExport:
             self.export_once()
         self.export_once()
 
-    def export_once(self) -> None:
+    def export_once(self) -> bool:
+        """Collect and export now; True when the exporter accepted the points."""
         try:
             data = self._points.build(self._registry.collect())
-            self._exporter.export(data, timeout_millis=self._timeout * 1000)
+            return self._exporter.export(data, timeout_millis=self._timeout * 1000) is MetricExportResult.SUCCESS
         except Exception:
             report(f"export via {type(self._exporter).__name__}")
+            return False
 
     def shutdown(self, deadline: float) -> bool:
         """Final export, then stop; gives up at ``deadline`` (a ``time.monotonic`` value)."""
