@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Union
-
 from .safety import warn_once
 
-AttributeValue = Union[str, bool, int, float]
+AttributeValue = str | bool | int | float
 Attributes = tuple[tuple[str, AttributeValue], ...]
 """A sorted tuple of pairs: hashable, so it keys a series directly."""
 

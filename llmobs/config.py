@@ -208,7 +208,7 @@ def _url(value: object, source: str) -> str:
         raise ConfigError(f"{source}={value!r} is not a URL; use the form http://host:port "
                           "(https:// for TLS)")
     try:
-        parsed.port
+        _ = parsed.port  # raises on a port out of range
     except ValueError:
         raise ConfigError(f"{source}={value!r} has an invalid port") from None
     return value

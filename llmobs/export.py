@@ -57,12 +57,12 @@ class Points:
         temporality = DELTA if delta else CUMULATIVE
         data: Histogram | Sum | Gauge
         if kind is Kind.HISTOGRAM:
-            hist = [p for a, s in points if (p := self._histogram_point(instrument, a, s, now, delta))]
+            hist = [h for a, s in points if (h := self._histogram_point(instrument, a, s, now, delta))]
             if not hist:
                 return None
             data = Histogram(hist, temporality)
         else:
-            values = [p for a, s in points if (p := self._value_point(instrument, a, s, now, delta))]
+            values = [v for a, s in points if (v := self._value_point(instrument, a, s, now, delta))]
             if not values:
                 return None
             if kind is Kind.GAUGE:
@@ -85,7 +85,7 @@ class Points:
         if delta:
             before, start = self._since(instrument, attributes, snap, now)
             if isinstance(before, HistogramSnapshot):
-                counts = tuple(a - b for a, b in zip(counts, before.counts))
+                counts = tuple(a - b for a, b in zip(counts, before.counts, strict=True))
                 total, count, lo, hi = total - before.sum, count - before.count, None, None
             if count == 0:
                 return None

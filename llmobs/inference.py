@@ -45,11 +45,11 @@ def monitor_inference(
     counts tokens of a returned result (an OpenAI-style ``result.usage`` is read without it);
     ``chunk_tokens(chunk) -> int`` counts the tokens of each streamed chunk (default: 1 each).
     """
-    for name, value in (("model", model), ("operation", operation), ("provider", provider)):
-        if value is not None and (not isinstance(value, str) or not value):
+    for name, text in (("model", model), ("operation", operation), ("provider", provider)):
+        if text is not None and (not isinstance(text, str) or not text):
             raise ConfigError(f"monitor_inference({name}=...) must be a non-empty string")
-    for name, value in (("usage", usage), ("chunk_tokens", chunk_tokens)):
-        if value is not None and not callable(value):
+    for name, function in (("usage", usage), ("chunk_tokens", chunk_tokens)):
+        if function is not None and not callable(function):
             raise ConfigError(f"monitor_inference({name}=...) must be callable")
     if attributes is not None and not isinstance(attributes, Mapping):
         raise ConfigError("monitor_inference(attributes=...) must be a dict")
@@ -57,7 +57,7 @@ def monitor_inference(
     def decorate(target: Callable[..., Any]) -> Any:
         if isinstance(target, (classmethod, staticmethod)):
             return type(target)(decorate(target.__func__))
-        site = Site(model or getattr(target, "__qualname__", repr(target)), operation, provider,
+        site = Site(model or str(getattr(target, "__qualname__", target)), operation, provider,
                     attributes or {}, usage, chunk_tokens)
         if inspect.isasyncgenfunction(target):
             return wrap_async_generator(target, site)

@@ -50,7 +50,8 @@ def test_per_signal_variables_override_generic_ones() -> None:
 def test_arguments_win_over_variables() -> None:
     settings = load({"endpoint": "http://mine:4317", "protocol": "grpc", "headers": {"X-Key": "v"},
                      "export_interval": 2, "traces": False},
-                    {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://theirs:4318", "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf"})
+                    {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://theirs:4318",
+                     "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf"})
     assert settings.metrics_otlp is not None and settings.metrics_otlp.endpoint == "http://mine:4317"
     assert settings.metrics_otlp.protocol == "grpc" and dict(settings.metrics_otlp.headers) == {"x-key": "v"}
     assert settings.traces is False and settings.traces_otlp is None and settings.export_interval == 2.0
