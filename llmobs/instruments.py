@@ -15,7 +15,7 @@ class Kind(Enum):
 
     HISTOGRAM = "histogram"
     COUNTER = "counter"
-    UP_DOWN_COUNTER = "up_down_counter"
+    UP_DOWN_COUNTER = "up_down_counter"  # in llmobs: things in flight, moved by +1 and -1 only
     GAUGE = "gauge"
 
 
@@ -89,3 +89,109 @@ END_REASON = "llmobs.end_reason"
 BATCH_NAME = "llmobs.batch.name"
 BATCH_OUTCOME = "llmobs.batch.outcome"
 OVERFLOW = "otel.metric.overflow"
+
+# HTTP server (stable semantic conventions); body-size buckets are powers of 4, 16 B … 256 MiB.
+HTTP_DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
+BODY_SIZE_BUCKETS = tuple(float(4**i) for i in range(2, 15))
+
+HTTP_SERVER_DURATION = Instrument(
+    "http.server.request.duration", Kind.HISTOGRAM, "s",
+    "Time from a request's arrival to its response's last byte (or the client leaving).", HTTP_DURATION_BUCKETS,
+)
+HTTP_SERVER_TIME_TO_FIRST_BYTE = Instrument(
+    "llmobs.http.server.time_to_first_byte", Kind.HISTOGRAM, "s",
+    "Time from a request's arrival to its response's first body byte.", HTTP_DURATION_BUCKETS,
+)
+HTTP_SERVER_ACTIVE_REQUESTS = Instrument(
+    "http.server.active_requests", Kind.UP_DOWN_COUNTER, "{request}", "HTTP requests in flight.",
+)
+HTTP_SERVER_REQUEST_BODY_SIZE = Instrument(
+    "http.server.request.body.size", Kind.HISTOGRAM, "By",
+    "Request body size, from Content-Length when the client sent one.", BODY_SIZE_BUCKETS,
+)
+HTTP_SERVER_RESPONSE_BODY_SIZE = Instrument(
+    "http.server.response.body.size", Kind.HISTOGRAM, "By", "Response body bytes sent.", BODY_SIZE_BUCKETS,
+)
+
+HTTP_METHOD = "http.request.method"
+HTTP_METHOD_ORIGINAL = "http.request.method_original"
+HTTP_ROUTE = "http.route"
+HTTP_STATUS_CODE = "http.response.status_code"
+URL_SCHEME = "url.scheme"
+URL_PATH = "url.path"
+
+# Resource collector (llmobs/collector): GPU through NVML, host and process through psutil.
+# Readings that conventions model as UpDownCounters (memory usage/limit, hw.status) are gauges
+# here: a gauge can be withdrawn when its reading fails or goes stale, a running sum cannot.
+GPU_UTILIZATION = Instrument(
+    "hw.gpu.utilization", Kind.GAUGE, "1", "Fraction of time the GPU, or its encoder/decoder (hw.gpu.task), was busy.",
+)
+GPU_MEMORY_USAGE = Instrument("hw.gpu.memory.usage", Kind.GAUGE, "By", "GPU memory in use.")
+GPU_MEMORY_LIMIT = Instrument("hw.gpu.memory.limit", Kind.GAUGE, "By", "GPU memory in total.")
+GPU_MEMORY_UTILIZATION = Instrument("hw.gpu.memory.utilization", Kind.GAUGE, "1", "Fraction of GPU memory in use.")
+GPU_IO = Instrument("hw.gpu.io", Kind.COUNTER, "By", "Bytes over PCIe, by network.io.direction.")
+GPU_POWER = Instrument("hw.power", Kind.GAUGE, "W", "Power the GPU draws.")
+GPU_ENERGY = Instrument("hw.energy", Kind.COUNTER, "J", "Energy the GPU consumed.")
+GPU_TEMPERATURE = Instrument("hw.temperature", Kind.GAUGE, "Cel", "GPU core temperature.")
+GPU_ERRORS = Instrument("hw.errors", Kind.COUNTER, "{error}", "GPU memory ECC errors, by error.type.")
+GPU_STATUS = Instrument("hw.status", Kind.GAUGE, "1", "1 for the GPU's current hw.state, 0 for the others.")
+GPU_MEMORY_BANDWIDTH = Instrument(
+    "llmobs.gpu.memory.bandwidth.utilization", Kind.GAUGE, "1",
+    "Fraction of time GPU memory was being read or written.",
+)
+GPU_CLOCK = Instrument("llmobs.gpu.clock.frequency", Kind.GAUGE, "Hz", "GPU clock, by llmobs.gpu.clock.type.")
+GPU_THROTTLE = Instrument(
+    "llmobs.gpu.throttle", Kind.GAUGE, "1", "1 while llmobs.gpu.throttle.reason holds the GPU's clocks down, else 0.",
+)
+GPU_PCIE_THROUGHPUT = Instrument(
+    "llmobs.gpu.pcie.throughput", Kind.GAUGE, "By/s", "PCIe throughput NVML sampled, by network.io.direction.",
+)
+GPU_PROCESS_MEMORY = Instrument(
+    "llmobs.gpu.process.memory.usage", Kind.GAUGE, "By", "GPU memory this process uses (matched by PID).",
+)
+COLLECTOR_ERRORS = Instrument(
+    "llmobs.collector.errors", Kind.COUNTER, "{error}", "Readings the collector could not take, by error.type.",
+)
+
+SYSTEM_CPU_UTILIZATION = Instrument(
+    "system.cpu.utilization", Kind.GAUGE, "1", "Fraction of the CPUs (the container's quota, if any) in use.",
+)
+SYSTEM_MEMORY_USAGE = Instrument("system.memory.usage", Kind.GAUGE, "By", "Memory in use (the container's, if any).")
+SYSTEM_MEMORY_LIMIT = Instrument("system.memory.limit", Kind.GAUGE, "By", "Memory in total (the container's limit).")
+SYSTEM_MEMORY_UTILIZATION = Instrument(
+    "system.memory.utilization", Kind.GAUGE, "1", "Fraction of the memory (or the container's limit) in use.",
+)
+SYSTEM_DISK_IO = Instrument("system.disk.io", Kind.COUNTER, "By", "Disk bytes, by disk.io.direction.")
+SYSTEM_NETWORK_IO = Instrument(
+    "system.network.io", Kind.COUNTER, "By", "Network bytes, by network.interface.name and network.io.direction.",
+)
+PROCESS_CPU_UTILIZATION = Instrument(
+    "process.cpu.utilization", Kind.GAUGE, "1", "Fraction of the CPUs available to this process that it used.",
+)
+PROCESS_MEMORY_USAGE = Instrument("process.memory.usage", Kind.GAUGE, "By", "This process's resident memory.")
+
+
+def _window_max(base: Instrument) -> Instrument:
+    name = base.name if base.name.startswith("llmobs.") else f"llmobs.{base.name}"
+    return Instrument(f"{name}.max", Kind.GAUGE, base.unit,
+                      f"Maximum of {base.name} over the last export interval, so that a spike is not lost.")
+
+
+WINDOW_MAX = {base: _window_max(base) for base in (
+    GPU_UTILIZATION, GPU_MEMORY_UTILIZATION, GPU_MEMORY_BANDWIDTH, SYSTEM_CPU_UTILIZATION,
+    SYSTEM_MEMORY_UTILIZATION, PROCESS_CPU_UTILIZATION)}
+"""Each utilization gauge and its companion carrying the window's maximum."""
+
+HW_ID = "hw.id"
+HW_NAME = "hw.name"
+HW_TYPE = "hw.type"
+HW_VENDOR = "hw.vendor"
+HW_MODEL = "hw.model"
+HW_STATE = "hw.state"
+GPU_TASK = "hw.gpu.task"
+CLOCK_TYPE = "llmobs.gpu.clock.type"
+THROTTLE_REASON = "llmobs.gpu.throttle.reason"
+IO_DIRECTION = "network.io.direction"
+DISK_DIRECTION = "disk.io.direction"
+INTERFACE = "network.interface.name"
+MEMORY_STATE = "system.memory.state"

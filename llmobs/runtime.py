@@ -4,11 +4,13 @@ tracer, and the export threads. Recording sites re-bind when ``generation`` chan
 from __future__ import annotations
 
 import atexit
+import functools
 import os
 import threading
 import time
 import uuid
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry import metrics, trace
 from opentelemetry.sdk.resources import Resource
@@ -21,6 +23,9 @@ from .export import PeriodicExport, Points
 from .instruments import Instrument
 from .safety import logger, report
 from .version import __version__
+
+if TYPE_CHECKING:
+    from .collector import Collector
 
 SCOPE = InstrumentationScope("llmobs", __version__)
 
@@ -49,6 +54,8 @@ class State:
         self.settings: config.Settings | None = None
         self.exports: list[PeriodicExport] = []
         self.tracer_provider: Any = None
+        self.span_exporters: list[Any] = []
+        self.collector: Collector | None = None
         self.lock = threading.RLock()
         self.atexit_registered = False
 
@@ -82,6 +89,10 @@ def _start(settings: config.Settings) -> None:
         resource = _resource(settings)
         state.registry = _registry(settings, resource)
         state.tracer = _tracer(settings, resource)
+        if settings.gpu or settings.host:
+            from . import collector
+
+            state.collector = collector.Collector(settings, state.registry)
     state.generation += 1
 
 
@@ -135,9 +146,11 @@ def _tracer(settings: config.Settings, resource: Resource) -> trace.Tracer | Non
     if settings.traces_otlp is not None:
         from .exporters import span_exporter
 
-        own.add_span_processor(BatchSpanProcessor(span_exporter(settings.traces_otlp)))
+        state.span_exporters.append(span_exporter(settings.traces_otlp))
     if settings.traces_console:
-        own.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter()))
+        state.span_exporters.append(ConsoleSpanExporter())
+    for exporter in state.span_exporters:
+        own.add_span_processor(BatchSpanProcessor(exporter))
     state.tracer_provider = own
     return own.get_tracer(SCOPE.name, SCOPE.version)
 
@@ -154,19 +167,22 @@ def shutdown(timeout: float | None = None) -> bool:
     Idempotent; recording afterwards is a silent no-op. Returns False when the time ran out first.
     """
     with state.lock:
-        settings, exports, provider = state.settings, state.exports, state.tracer_provider
+        settings, exports, provider, collector = state.settings, state.exports, state.tracer_provider, state.collector
+        span_exporters, state.span_exporters = state.span_exporters, []
         if settings is None:
             return True
         state.registry, state.tracer, state.exports, state.tracer_provider = DISABLED, None, [], None
-        state.settings = None
+        state.settings, state.collector = None, None
         state.generation += 1
     budget = settings.shutdown_timeout if timeout is None else timeout
     deadline = time.monotonic() + budget
     # In parallel, so that one stuck exporter cannot eat the others' share of the budget.
-    workers = [threading.Thread(target=e.shutdown, args=(deadline,), daemon=True) for e in exports]
+    tasks: list[Callable[[], object]] = [functools.partial(e.shutdown, deadline) for e in exports]
     if provider is not None:
-        workers.append(threading.Thread(target=_stop_tracing, args=(provider, deadline), daemon=True))
-    finished = _run_until(workers, deadline)
+        tasks.append(functools.partial(_stop_tracing, provider, span_exporters, deadline))
+    if collector is not None:
+        tasks.append(functools.partial(collector.stop, deadline))
+    finished = _run_until(tasks, deadline)
     if not finished:
         logger.warning("llmobs: shutdown gave up after %.1fs; telemetry not yet exported is lost", budget)
     return finished
@@ -176,39 +192,71 @@ def force_flush(timeout: float = 5.0) -> bool:
     """Export everything recorded so far now (end of a batch job, before a fork, in tests)."""
     with state.lock:
         exports, provider = list(state.exports), state.tracer_provider
-    deadline = time.monotonic() + timeout
-    workers = [threading.Thread(target=e.export_once, daemon=True) for e in exports]
+    tasks: list[Callable[[], object]] = [e.export_once for e in exports]
     if provider is not None:
-        workers.append(threading.Thread(target=provider.force_flush, args=(int(timeout * 1000),), daemon=True))
-    return _run_until(workers, deadline)
+        tasks.append(functools.partial(provider.force_flush, int(timeout * 1000)))
+    return _run_until(tasks, time.monotonic() + timeout)
 
 
-def _run_until(workers: list[threading.Thread], deadline: float) -> bool:
-    """Start ``workers`` and wait for them until ``deadline``; True when all finished in time."""
+def _run_until(tasks: list[Callable[[], object]], deadline: float) -> bool:
+    """Run ``tasks`` on threads until ``deadline``; True when all finished in time and none
+    returned False."""
+    results: list[bool] = []
+
+    def run(task: Callable[[], object]) -> None:
+        try:
+            results.append(task() is not False)
+        except Exception:
+            report("flush or shutdown")
+            results.append(False)
+
+    workers = [threading.Thread(target=run, args=(task,), daemon=True) for task in tasks]
     for worker in workers:
         worker.start()
     for worker in workers:
         worker.join(max(0.0, deadline - time.monotonic()))
-    return not any(worker.is_alive() for worker in workers)
+    return len(results) == len(tasks) and all(results)
 
 
-def _stop_tracing(provider: Any, deadline: float) -> None:
-    try:
-        provider.force_flush(int(max(0.0, deadline - time.monotonic()) * 1000))
-        provider.shutdown()
-    except Exception:
-        report("tracer shutdown")
+def _stop_tracing(provider: Any, exporters: list[Any], deadline: float) -> bool:
+    """Flush and stop the span pipeline; past ``deadline``, stop its exporters' retries instead."""
+    stopper = threading.Thread(target=provider.shutdown, daemon=True)
+    stopper.start()
+    stopper.join(max(0.0, deadline - time.monotonic()))
+    if not stopper.is_alive():
+        return True
+    for exporter in exporters:
+        try:
+            # The SDK's BatchSpanProcessor joins its worker without a timeout; a stuck export
+            # there only ends when the exporter is shut down under it.
+            exporter.shutdown()
+        except Exception:
+            report("span exporter shutdown")
+    return False
 
 
 def _after_fork_in_child() -> None:
-    """A pre-fork worker starts over: its own instance id, empty series, new threads and channels."""
+    """A pre-fork worker starts over before it serves anything: fresh locks, empty series, its own
+    instance id, new exporter threads and channels.
+
+    concurrent.futures registers its at-fork handler on first use, after this one, so the lock that
+    ``Resource.create`` needs is still held here (preloaded gunicorn workers hung on it): re-arm it
+    first, exactly as its own handler is about to.
+    """
+    from concurrent.futures import thread as futures_thread
+
     state.lock = threading.RLock()
+    futures_lock = getattr(futures_thread, "_global_shutdown_lock", None)
+    if futures_lock is not None and futures_lock.locked():
+        futures_lock._at_fork_reinit()
     settings = state.settings
     if settings is None:
         state.registry = Registry()
         state.generation += 1
         return
+    # The parent's exporters, span pipeline and collector are left untouched: they belong to it.
     state.settings, state.exports, state.tracer_provider = None, [], None
+    state.span_exporters, state.collector = [], None
     state.registry = Registry()
     try:
         _start(settings)

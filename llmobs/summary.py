@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
@@ -64,6 +64,51 @@ class _Model:
     ttft: _Histogram = field(default_factory=_Histogram)
 
 
+GIB = 2**30
+_GPU_FIELDS = {names.GPU_UTILIZATION.name: "util", names.WINDOW_MAX[names.GPU_UTILIZATION].name: "max",
+               names.GPU_MEMORY_USAGE.name: "used", names.GPU_MEMORY_LIMIT.name: "limit",
+               names.GPU_POWER.name: "power", names.GPU_TEMPERATURE.name: "temperature"}
+_HOST_FIELDS = {names.SYSTEM_CPU_UTILIZATION.name: "cpu", names.SYSTEM_MEMORY_UTILIZATION.name: "mem"}
+
+
+class _Resources:
+    """The collector's latest host and GPU gauges, as one line (wrapped at 120 characters):
+    ``host cpu 12% mem 41%  gpu0 util 87% (max 99%) mem 31.2/80.0 GiB 245 W 71°C``."""
+
+    def __init__(self) -> None:
+        self.host: dict[str, float] = {}
+        self.gpus: dict[str, dict[str, float]] = defaultdict(dict)
+
+    def add(self, name: str, attrs: Mapping[str, Any], value: float) -> None:
+        if name in _HOST_FIELDS:
+            self.host[_HOST_FIELDS[name]] = value
+        elif name in _GPU_FIELDS and names.HW_NAME in attrs and attrs.get(names.GPU_TASK, "general") == "general":
+            self.gpus[str(attrs[names.HW_NAME])][_GPU_FIELDS[name]] = value
+
+    def lines(self) -> list[str]:
+        host = [f"{key} {self.host[key]:.0%}" for key in ("cpu", "mem") if key in self.host]
+        parts = [" ".join(["host", *host])] if host else []
+        parts += [" ".join([name, *_gpu(gpu)]) for name, gpu in sorted(self.gpus.items())]
+        lines: list[str] = []
+        for part in parts:
+            if lines and len(lines[-1]) + len(part) < 118:
+                lines[-1] += "  " + part
+            else:
+                lines.append("  " + part)
+        return lines
+
+
+def _gpu(g: Mapping[str, float]) -> list[str]:
+    out = [f"util {g['util']:.0%}" + (f" (max {g['max']:.0%})" if "max" in g else "")] if "util" in g else []
+    if "used" in g and "limit" in g:
+        out.append(f"mem {g['used'] / GIB:.1f}/{g['limit'] / GIB:.1f} GiB")
+    if "power" in g:
+        out.append(f"{g['power']:.0f} W")
+    if "temperature" in g:
+        out.append(f"{g['temperature']:.0f}°C")
+    return out
+
+
 @dataclass
 class _Batch:
     done: float = 0.0
@@ -107,6 +152,7 @@ def render(metrics: Iterator[Metric], elapsed: float) -> list[str]:
     """The summary's lines for one interval of ``elapsed`` seconds; empty when nothing happened."""
     models: dict[str, _Model] = defaultdict(_Model)
     batches: dict[str, _Batch] = defaultdict(_Batch)
+    resources = _Resources()
     for metric in metrics:
         for point in metric.data.data_points:
             attrs = point.attributes or {}
@@ -121,6 +167,7 @@ def render(metrics: Iterator[Metric], elapsed: float) -> list[str]:
                 elif metric.name == names.TOKEN_USAGE.name and attrs.get(names.TOKEN_TYPE) == "output":
                     model.output_tokens += point.sum
             elif isinstance(point, NumberDataPoint):
+                resources.add(metric.name, attrs, point.value)
                 batch_name = attrs.get(names.BATCH_NAME)
                 if batch_name is None:
                     continue
@@ -150,7 +197,7 @@ def render(metrics: Iterator[Metric], elapsed: float) -> list[str]:
         progress = f", {100 * b.progress:.0f}% done" if b.progress is not None else ""
         lines.append(f"  batch {name}: {b.done:.0f} items ({b.done / elapsed:.1f}/s), "
                      f"{b.failed:.0f} failed{progress}")
-    return lines
+    return lines + resources.lines()
 
 
 def _t(seconds: float | None) -> str:

@@ -1,0 +1,51 @@
+"""What a source hands over after one sample: values (gauges, or running totals for counters) and
+the errors met, each field having failed alone."""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from ..attributes import Attributes, AttributeValue
+from ..instruments import ERROR_TYPE, Instrument
+from ..safety import logger, warn_once
+
+Value = tuple[Instrument, Attributes, float]
+"""A gauge's value, or for a counter the running total since some fixed point (driver load, boot)."""
+
+
+@dataclass
+class Reading:
+    """One sample of one source."""
+
+    values: list[Value] = field(default_factory=list)
+    errors: list[Attributes] = field(default_factory=list)
+
+    def add(self, read: Callable[[], Iterable[Value]], classify: Callable[[Exception], str | None],
+            where: Attributes = ()) -> str | None:
+        """Keep what ``read`` returns. When it raises, skip it alone and return the error type:
+        counted with the ``where`` attributes, unless ``classify`` says the field is unsupported (None)."""
+        try:
+            self.values.extend(read())
+        except Exception as exc:
+            error = classify(exc)
+            if error is not None:
+                self.errors.append(extend(where, (ERROR_TYPE, error)))
+                warn_once(f"collector:{error}", "llmobs: a resource reading failed (%s); it is skipped, "
+                          "and counted in llmobs.collector.errors, until it answers again", error)
+                logger.debug("llmobs: resource reading failed", exc_info=True)
+            return error
+        return None
+
+
+@functools.lru_cache(maxsize=4096)
+def extend(base: Attributes, *pairs: tuple[str, AttributeValue]) -> Attributes:
+    """``base`` with ``pairs`` added, sorted; cached, because readings repeat the same sets every sample."""
+    return tuple(sorted(base + pairs))
+
+
+def snake(name: str) -> str:
+    """``GpuIsLost`` -> ``gpu_is_lost``: error types from exception class names."""
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()

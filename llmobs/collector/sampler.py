@@ -1,0 +1,88 @@
+"""Runs one source on its own daemon thread, one sample at a time, when the collector asks.
+
+A sample still running ``stale_after`` seconds after it was asked for has its gauges withdrawn:
+an NVML call can hang for seconds, and a hung reading must show as missing, never as fresh.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Protocol
+
+from ..instruments import ERROR_TYPE
+from ..safety import report, warn_once
+from .publish import Publisher
+from .reading import Reading
+
+TIMEOUT = ((ERROR_TYPE, "sample_timeout"),)
+
+
+class Source(Protocol):
+    """What a sampler runs: ``GpuSource`` or ``HostSource``."""
+
+    def read(self, holder: bool) -> Reading:
+        """One sample; device- and host-level readings only when ``holder`` (of the host lock)."""
+
+    def close(self) -> None:
+        """Release what the source opened, on the sampler's own thread."""
+
+
+class Sampler:
+    """One source's thread; ``request`` is called by the collector every interval."""
+
+    def __init__(self, name: str, source: Source, publisher: Publisher, stale_after: float) -> None:
+        self._name = name
+        self._source = source
+        self._publisher = publisher
+        self._stale_after = stale_after
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._asked: float | None = None  # when the sample in progress was asked for
+        self._holder = False
+        self._stale = False
+        self._stopping = False
+        threading.Thread(target=self._run, name=f"llmobs-{name}", daemon=True).start()
+
+    def request(self, holder: bool) -> None:
+        """Ask for a sample; if the previous one is still running, check whether it went stale."""
+        now = time.monotonic()
+        with self._lock:
+            if self._asked is None:
+                self._asked, self._holder = now, holder
+                self._wake.set()
+            elif not self._stale and now - self._asked > self._stale_after:
+                self._stale = True
+                self._publisher.withdraw()
+                self._publisher.count(TIMEOUT)
+                warn_once(f"stale:{self._name}", "llmobs: a %s sample has not finished after %.1fs; its "
+                          "readings are not exported until a sample completes", self._name, self._stale_after)
+
+    def stop(self) -> None:
+        """End the thread after the sample in progress, if any."""
+        self._stopping = True
+        self._wake.set()
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            if self._stopping:
+                break
+            reading = self._sample()
+            with self._lock:
+                asked = self._asked if self._asked is not None else time.monotonic()
+                fresh = not self._stale and time.monotonic() - asked <= self._stale_after
+                self._asked, self._stale = None, False
+            self._publisher.publish(reading, fresh)
+        try:
+            self._source.close()
+        except Exception:
+            report(f"closing the {self._name} collector")
+
+    def _sample(self) -> Reading:
+        try:
+            return self._source.read(self._holder)
+        except Exception:
+            report(f"{self._name} collector")
+            return Reading()
