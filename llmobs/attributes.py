@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+
 from .safety import warn_once
 
 AttributeValue = str | bool | int | float

@@ -27,10 +27,12 @@ from .aggregation import Collected, HistogramSnapshot, Registry, Snapshot, Value
 from .attributes import Attributes
 from .instruments import Instrument, Kind
 from .safety import report
+from .version import __version__
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.resources import Resource
 
+SCOPE = InstrumentationScope("llmobs", __version__)
 CUMULATIVE = AggregationTemporality.CUMULATIVE
 DELTA = AggregationTemporality.DELTA
 
@@ -39,9 +41,9 @@ class Points:
     """Builds ``MetricsData`` for one exporter. For delta temporality it remembers the previous
     cumulative snapshot of every series and sends the difference."""
 
-    def __init__(self, resource: Resource, scope: InstrumentationScope, delta: bool = False) -> None:
+    def __init__(self, resource: Resource, delta: bool = False) -> None:
         self._resource = resource
-        self._scope = scope
+        self._scope = SCOPE
         self._delta = delta
         self._previous: dict[tuple[str, Attributes], tuple[Snapshot, int]] = {}
 

@@ -9,25 +9,24 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import metrics, trace
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
 from . import config
 from .aggregation import NOOP, Registry, Series
 from .attributes import Attributes
-from .export import PeriodicExport, Points
 from .instruments import Instrument
 from .safety import logger, report
 from .version import __version__
 
 if TYPE_CHECKING:
-    from .collector import Collector
+    # The SDK's resources module imports psutil: loaded at init, not when llmobs is imported.
+    from opentelemetry.sdk.resources import Resource
 
-SCOPE = InstrumentationScope("llmobs", __version__)
+    from .collector import Collector
+    from .export import PeriodicExport
 
 
 class _Disabled:
@@ -81,14 +80,17 @@ def init(service_name: str | None = None, **options: Any) -> None:
             atexit.register(shutdown)
 
 
-def _start(settings: config.Settings) -> None:
+def _start(settings: config.Settings, metric_exporters: Sequence[Any] = (),
+           span_exporters: Sequence[Any] = ()) -> None:
+    """Build everything ``settings`` asks for; the exporters given here come in addition
+    (``llmobs.testing`` passes in-memory ones)."""
     state.settings = settings
     if settings.disabled:
         state.registry, state.tracer = DISABLED, None
     else:
         resource = _resource(settings)
-        state.registry = _registry(settings, resource)
-        state.tracer = _tracer(settings, resource)
+        state.registry = _registry(settings, resource, metric_exporters)
+        state.tracer = _tracer(settings, resource, span_exporters)
         if settings.gpu or settings.host:
             from . import collector
 
@@ -97,6 +99,8 @@ def _start(settings: config.Settings) -> None:
 
 
 def _resource(settings: config.Settings) -> Resource:
+    from opentelemetry.sdk.resources import Resource
+
     attributes: dict[str, Any] = dict(settings.resource_attributes)
     if settings.service_name:
         attributes["service.name"] = settings.service_name
@@ -107,37 +111,40 @@ def _resource(settings: config.Settings) -> Resource:
     return resource
 
 
-def _registry(settings: config.Settings, resource: Resource) -> Registry:
+def _registry(settings: config.Settings, resource: Resource, extra: Sequence[Any]) -> Registry:
     provider = metrics.get_meter_provider()
     if _installed(provider):
-        return Registry(settings.max_series, meter=provider.get_meter(SCOPE.name, SCOPE.version))
+        return Registry(settings.max_series, meter=provider.get_meter("llmobs", __version__))
     registry = state.registry if isinstance(state.registry, Registry) else Registry()
     registry.max_series = settings.max_series
     if settings.metrics_otlp is not None:
         from .exporters import metric_exporter
 
         target = settings.metrics_otlp
-        _export(registry, metric_exporter(target), Points(resource, SCOPE, target.temporality != "cumulative"),
-                settings)
+        _export(registry, metric_exporter(target), resource, target.temporality != "cumulative", settings)
     if settings.summary:
         from .summary import SummaryExporter
 
-        _export(registry, SummaryExporter(), Points(resource, SCOPE, delta=True), settings)
+        _export(registry, SummaryExporter(), resource, True, settings)
+    for exporter in extra:
+        _export(registry, exporter, resource, False, settings)
     return registry
 
 
-def _export(registry: Registry, exporter: Any, points: Points, settings: config.Settings) -> None:
-    state.exports.append(PeriodicExport(registry, exporter, points, settings.export_interval,
+def _export(registry: Registry, exporter: Any, resource: Resource, delta: bool, settings: config.Settings) -> None:
+    from .export import PeriodicExport, Points
+
+    state.exports.append(PeriodicExport(registry, exporter, Points(resource, delta), settings.export_interval,
                                         settings.export_timeout))
 
 
-def _tracer(settings: config.Settings, resource: Resource) -> trace.Tracer | None:
+def _tracer(settings: config.Settings, resource: Resource, extra: Sequence[Any]) -> trace.Tracer | None:
     if settings.traces is False:
         return None
     provider = trace.get_tracer_provider()
     if _installed(provider):
-        return provider.get_tracer(SCOPE.name, SCOPE.version)
-    if settings.traces_otlp is None and not settings.traces_console:
+        return provider.get_tracer("llmobs", __version__)
+    if settings.traces_otlp is None and not settings.traces_console and not extra:
         return None
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
@@ -149,10 +156,11 @@ def _tracer(settings: config.Settings, resource: Resource) -> trace.Tracer | Non
         state.span_exporters.append(span_exporter(settings.traces_otlp))
     if settings.traces_console:
         state.span_exporters.append(ConsoleSpanExporter())
+    state.span_exporters.extend(extra)
     for exporter in state.span_exporters:
         own.add_span_processor(BatchSpanProcessor(exporter))
     state.tracer_provider = own
-    return own.get_tracer(SCOPE.name, SCOPE.version)
+    return own.get_tracer("llmobs", __version__)
 
 
 def _installed(provider: object) -> bool:

@@ -1,0 +1,77 @@
+"""Assert on your own telemetry: run llmobs in memory for a block of code, as httpx ships
+``MockTransport``::
+
+    with llmobs.testing.capture() as telemetry:
+        predict("hi")
+    assert telemetry.points("gen_ai.server.request.duration")[0].count == 1
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult, MetricsData
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from . import config, runtime
+
+
+class _LastExport(MetricExporter):
+    """Keeps the newest (cumulative) export."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.data: MetricsData | None = None
+
+    def export(self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any) -> MetricExportResult:
+        self.data = metrics_data
+        return MetricExportResult.SUCCESS
+
+    def force_flush(self, timeout_millis: float = 10_000) -> bool:
+        return True
+
+    def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
+        pass
+
+
+class Telemetry:
+    """What the code inside ``capture()`` recorded; every read exports first."""
+
+    def __init__(self, metrics: _LastExport, spans: InMemorySpanExporter) -> None:
+        self._metrics = metrics
+        self._spans = spans
+
+    def points(self, name: str, attributes: Mapping[str, Any] | None = None) -> list[Any]:
+        """Data points (``HistogramDataPoint``/``NumberDataPoint``) of metric ``name`` whose
+        attributes include every item of ``attributes``."""
+        runtime.force_flush()
+        data = self._metrics.data
+        want = (attributes or {}).items()
+        return [point for rm in (data.resource_metrics if data else []) for sm in rm.scope_metrics
+                for metric in sm.metrics if metric.name == name for point in metric.data.data_points
+                if all((point.attributes or {}).get(k) == v for k, v in want)]
+
+    def spans(self) -> list[ReadableSpan]:
+        """Finished spans, oldest first."""
+        runtime.force_flush()
+        return list(self._spans.get_finished_spans())
+
+
+@contextmanager
+def capture(traces: bool = True) -> Iterator[Telemetry]:
+    """Start llmobs with in-memory exporters only (no summary, no collector, no network), and
+    shut it down afterwards. llmobs must not be running already."""
+    if runtime.state.settings is not None:
+        raise RuntimeError("llmobs is already initialized: call llmobs.shutdown() before capture()")
+    settings = config.load({"summary": False, "gpu": False, "host": False, "export_interval": 3600,
+                            "traces": None if traces else False}, env={})
+    metrics, spans = _LastExport(), InMemorySpanExporter()
+    with runtime.state.lock:
+        runtime._start(settings, [metrics], [spans] if traces else [])
+    try:
+        yield Telemetry(metrics, spans)
+    finally:
+        runtime.shutdown()

@@ -1,0 +1,23 @@
+"""The public surface changes only on purpose, and importing llmobs stays light."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import llmobs
+
+
+def test_public_names() -> None:
+    assert sorted(llmobs.__all__) == sorted([
+        "BatchRun", "ConfigError", "Inference", "__version__", "current_batch", "current_inference",
+        "force_flush", "init", "monitor_batch", "monitor_inference", "shutdown",
+    ])
+    assert all(hasattr(llmobs, name) for name in llmobs.__all__)
+
+
+def test_import_loads_no_framework_nor_collector_dependency() -> None:
+    heavy = ["fastapi", "starlette", "flask", "psutil", "pynvml", "grpc", "opentelemetry.sdk.resources"]
+    code = f"import sys, llmobs; print([m for m in {heavy!r} if m in sys.modules])"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
