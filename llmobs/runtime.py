@@ -53,6 +53,7 @@ class State:
         self.settings: config.Settings | None = None
         self.exports: list[PeriodicExport] = []
         self.tracer_provider: Any = None
+        self.resource: Resource | None = None
         self.span_exporters: list[Any] = []
         self.collector: Collector | None = None
         self.lock = threading.RLock()
@@ -81,14 +82,14 @@ def init(service_name: str | None = None, **options: Any) -> None:
 
 
 def _start(settings: config.Settings, metric_exporters: Sequence[Any] = (),
-           span_exporters: Sequence[Any] = ()) -> None:
+           span_exporters: Sequence[Any] = (), resource: Resource | None = None) -> None:
     """Build everything ``settings`` asks for; the exporters given here come in addition
     (``llmobs.testing`` passes in-memory ones)."""
     state.settings = settings
     if settings.disabled:
         state.registry, state.tracer = DISABLED, None
     else:
-        resource = _resource(settings)
+        state.resource = resource = resource or _resource(settings)
         state.registry = _registry(settings, resource, metric_exporters)
         state.tracer = _tracer(settings, resource, span_exporters)
         if settings.gpu or settings.host:
@@ -99,16 +100,23 @@ def _start(settings: config.Settings, metric_exporters: Sequence[Any] = (),
 
 
 def _resource(settings: config.Settings) -> Resource:
-    from opentelemetry.sdk.resources import Resource
-
     attributes: dict[str, Any] = dict(settings.resource_attributes)
     if settings.service_name:
         attributes["service.name"] = settings.service_name
+    from opentelemetry.sdk.resources import Resource
+
     resource = Resource.create(attributes)
     if "service.instance.id" not in resource.attributes:
-        # Each process (each pre-fork worker too) exports as its own instance.
-        resource = resource.merge(Resource({"service.instance.id": str(uuid.uuid4())}))
+        resource = _new_instance(resource)
     return resource
+
+
+def _new_instance(resource: Resource) -> Resource:
+    """``resource`` with a fresh ``service.instance.id``: each process, each pre-fork worker too,
+    exports as its own instance."""
+    from opentelemetry.sdk.resources import Resource
+
+    return resource.merge(Resource({"service.instance.id": str(uuid.uuid4())}))
 
 
 def _registry(settings: config.Settings, resource: Resource, extra: Sequence[Any]) -> Registry:
@@ -247,19 +255,14 @@ def _after_fork_in_child() -> None:
     """A pre-fork worker starts over before it serves anything: fresh locks, empty series, its own
     instance id, new exporter threads and channels.
 
-    concurrent.futures registers its at-fork handler on first use, after this one, so the lock that
-    ``Resource.create`` needs is still held here (preloaded gunicorn workers hung on it): re-arm it
-    first, exactly as its own handler is about to.
+    The parent's resource is reused with a new instance id rather than detected again: detection
+    runs on a thread pool whose lock other at-fork handlers may not have re-armed yet (preloaded
+    gunicorn workers hung there).
     """
-    from concurrent.futures import thread as futures_thread
-
     state.lock = threading.RLock()
-    futures_lock = getattr(futures_thread, "_global_shutdown_lock", None)
-    if futures_lock is not None and futures_lock.locked():
-        futures_lock._at_fork_reinit()
-    settings = state.settings
-    if settings is None:
-        state.registry = Registry()
+    settings, resource = state.settings, state.resource
+    if settings is None or resource is None:
+        state.registry = Registry() if settings is None else state.registry
         state.generation += 1
         return
     # The parent's exporters, span pipeline and collector are left untouched: they belong to it.
@@ -267,7 +270,7 @@ def _after_fork_in_child() -> None:
     state.span_exporters, state.collector = [], None
     state.registry = Registry()
     try:
-        _start(settings)
+        _start(settings, resource=_new_instance(resource))
     except Exception:
         report("restart after fork")
 
