@@ -81,7 +81,10 @@ def _valid_tokens(value: object) -> bool:
     return False
 
 
-_current: ContextVar[Inference | None] = ContextVar("llmobs_inference", default=None)
+# A metrics-only call skips building its Inference and keeps a two-item list, [start, active
+# series], as a placeholder; current_inference() turns it into the handle (appended as a third
+# item) only if the function asks for one.
+_current: ContextVar[Inference | list[Any] | None] = ContextVar("llmobs_inference", default=None)
 # Bound once: on CPython 3.11 calling ``_current.set`` through an imported name allocates a bound
 # method per call (the compiler assumes a module there).
 enter = _current.set
@@ -94,7 +97,19 @@ NO_USAGE = frozenset({str, bytes, int, float, bool, list, tuple, type(None)})
 
 def current_inference() -> Inference:
     """The handle of the innermost monitored call; outside any, a handle that records nothing."""
-    return _current.get() or _DETACHED
+    call = _current.get()
+    if call is None:
+        return _DETACHED
+    return handle(call) if type(call) is list else call  # type: ignore[return-value]
+
+
+def handle(call: Inference | list[Any]) -> Inference:
+    """The ``Inference`` of a call, made from its placeholder on first need."""
+    if type(call) is not list:
+        return call  # type: ignore[return-value]
+    if len(call) == 2:
+        call.append(Inference(call[0], call[1]))
+    return call[2]  # type: ignore[no-any-return]
 
 
 def error_type(exc: BaseException) -> str:
