@@ -67,6 +67,7 @@ def load(options: Mapping[str, Any], env: Mapping[str, str] | None = None) -> Se
     _temporality(env)
     _protocol(options, {}, "")
     _headers(options, {}, "")
+    _files(env)
     metrics_exporters = _exporters(env, "OTEL_METRICS_EXPORTER")
     traces_exporters = _exporters(env, "OTEL_TRACES_EXPORTER")
     traces = options.get("traces")
@@ -255,6 +256,16 @@ def _parse_headers(raw: str, name: str) -> dict[str, str]:
                               "key=value pairs with URL-encoded values (the values are not shown)")
         headers[key] = unquote(value).strip()
     return headers
+
+
+def _files(env: Mapping[str, str]) -> None:
+    """TLS files are read by the exporters when they connect; a wrong path fails here instead."""
+    for signal in ("", "METRICS_", "TRACES_"):
+        for kind in ("CERTIFICATE", "CLIENT_KEY", "CLIENT_CERTIFICATE"):
+            name = f"OTEL_EXPORTER_OTLP_{signal}{kind}"
+            path = env.get(name, "").strip()
+            if path and not os.path.isfile(path):
+                raise ConfigError(f"{name}={path!r} is not a readable file; give the path of a PEM file")
 
 
 def _timeout(env: Mapping[str, str], upper: str) -> float:

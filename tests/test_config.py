@@ -86,6 +86,8 @@ def test_exporter_variables() -> None:
     ({}, {"LLMOBS_GPU": "maybe"}, "LLMOBS_GPU must be 'true' or 'false'"),
     ({}, {"LLMOBS_GPU_DEVICES": "0,one"}, "comma-separated GPU indices"),
     ({"gpu_devices": [-1]}, {}, "GPU indices"),
+    ({}, {"OTEL_EXPORTER_OTLP_CERTIFICATE": "/no/such/ca.pem"}, "is not a readable file"),
+    ({}, {"OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY": "/no/such/key.pem"}, "OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY"),
 ])
 def test_bad_values_fail_with_the_fix(options: dict[str, Any], env: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
