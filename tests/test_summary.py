@@ -1,0 +1,48 @@
+"""The embedded default's summary: percentiles from buckets, and what each line shows."""
+
+from __future__ import annotations
+
+from opentelemetry.sdk.metrics.export import HistogramDataPoint, Metric, NumberDataPoint
+from opentelemetry.sdk.metrics.export import Histogram as HistogramData
+from opentelemetry.sdk.metrics.export import Sum as SumData
+
+from llmobs import instruments as names
+from llmobs.export import DELTA
+from llmobs.summary import percentile, render
+
+
+def test_percentile_interpolates_inside_the_bucket() -> None:
+    bounds = (0.01, 0.02, 0.04)
+    assert percentile(bounds, [0, 10, 0, 0], 0.5) == 0.015
+    assert percentile(bounds, [10, 0, 0, 10], 0.99) == 0.04  # the open bucket reports its lower edge
+    assert percentile(bounds, [0, 0, 0, 0], 0.5) is None
+
+
+def histogram(name: str, attributes: dict[str, object], counts: list[int], total: float) -> Metric:
+    instrument = next(i for i in vars(names).values() if isinstance(i, names.Instrument) and i.name == name)
+    point = HistogramDataPoint(attributes, 0, 1, sum(counts), total, counts, instrument.buckets, None, None)
+    return Metric(name, "", instrument.unit, HistogramData([point], DELTA))
+
+
+def test_render_rows_for_models_and_batches() -> None:
+    model = {names.MODEL: "llama"}
+    buckets = [0] * (len(names.DURATION_BUCKETS) + 1)
+    ok, failed = list(buckets), list(buckets)
+    ok[1], failed[3] = 9, 1  # 9 calls in (0.01, 0.02], one failure in (0.04, 0.08]
+    metrics = [
+        histogram(names.REQUEST_DURATION.name, model, ok, 0.135),
+        histogram(names.REQUEST_DURATION.name, {**model, names.ERROR_TYPE: "ValueError"}, failed, 0.05),
+        histogram(names.TOKEN_USAGE.name, {**model, names.TOKEN_TYPE: "output"}, [0, 0, 10] + [0] * 12, 400),
+        Metric(names.BATCH_ITEMS.name, "", "{item}", SumData([NumberDataPoint(
+            {names.BATCH_NAME: "nightly", names.BATCH_OUTCOME: "success"}, 0, 1, 50)], DELTA, True)),
+    ]
+    lines = render(iter(metrics), elapsed=10.0)
+    row = next(line for line in lines if line.strip().startswith("llama")).split()
+    assert row[1:3] == ["10", "10.0%"]
+    assert row[3] == "16ms"  # p50 inside (10 ms, 20 ms]
+    assert row[-1] == "40.0"  # 400 output tokens in 10 s
+    assert "  batch nightly: 50 items (5.0/s), 0 failed" in lines
+
+
+def test_render_is_silent_when_nothing_happened() -> None:
+    assert render(iter([]), elapsed=10.0) == []
