@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from opentelemetry.sdk.metrics.export import HistogramDataPoint, Metric, NumberDataPoint
 from opentelemetry.sdk.metrics.export import Histogram as HistogramData
+from opentelemetry.sdk.metrics.export import HistogramDataPoint, Metric, NumberDataPoint
 from opentelemetry.sdk.metrics.export import Sum as SumData
 
 from llmobs import instruments as names
