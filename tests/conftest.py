@@ -10,15 +10,18 @@ from typing import Any
 import pytest
 
 import llmobs
+from llmobs import safety
 from tests.otlp_receiver import OTLPReceiver
 
 
 @pytest.fixture(autouse=True)
 def clean_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Each test starts with no OTEL_*/LLMOBS_* variables and ends with llmobs shut down."""
+    """Each test starts with no OTEL_*/LLMOBS_* variables and no warnings given, and ends with
+    llmobs shut down."""
     for key in list(os.environ):
         if key.startswith(("OTEL_", "LLMOBS_")):
             monkeypatch.delenv(key)
+    safety._reported.clear()  # "warn once" starts over in each test
     yield
     llmobs.shutdown(timeout=2)
 

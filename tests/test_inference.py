@@ -18,11 +18,6 @@ from llmobs import runtime, safety
 from tests.conftest import BASE, exported, one
 
 
-@pytest.fixture(autouse=True)
-def fresh_warnings() -> None:
-    safety._reported.clear()
-
-
 def test_sync_call_duration_and_attributes(otlp: Any) -> None:
     receiver = otlp(traces=False)
 
@@ -419,3 +414,17 @@ def test_decorator_arguments_are_checked_at_decoration() -> None:
         llmobs.monitor_inference(model=3)  # type: ignore[arg-type]
     with pytest.raises(llmobs.ConfigError, match="usage"):
         llmobs.monitor_inference(usage="prompt_tokens")  # type: ignore[arg-type]
+
+
+def test_warnings_stay_bounded_with_user_chosen_keys(otlp: Any, caplog: pytest.LogCaptureFixture) -> None:
+    otlp(traces=False)
+
+    @llmobs.monitor_inference(model="m", operation="chat")
+    def predict(i: int) -> None:
+        llmobs.current_inference().set_attribute(f"key{i}", [i])
+
+    with caplog.at_level(logging.WARNING, logger="llmobs"):
+        for i in range(safety.MAX_REPORTED + 500):
+            predict(i)
+    assert len(safety._reported) == safety.MAX_REPORTED
+    assert len(caplog.records) == safety.MAX_REPORTED
