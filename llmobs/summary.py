@@ -192,12 +192,16 @@ def render(metrics: Iterator[Metric], elapsed: float) -> list[str]:
             lines.append(
                 f"  {name[:23]:<24}{m.calls:>7}{100 * m.errors / m.calls:>6.1f}%"
                 f"{_t(m.latency.quantile(0.5)):>9}{_t(m.latency.quantile(0.95)):>9}"
-                f"{_t(m.latency.quantile(0.99)):>9}{ttft:>17}{m.output_tokens / elapsed:>9.1f}")
+                f"{_t(m.latency.quantile(0.99)):>9}{ttft:>17}{_rate(m.output_tokens, elapsed):>9}")
     for name, b in sorted(busy.items()):
         progress = f", {100 * b.progress:.0f}% done" if b.progress is not None else ""
         lines.append(f"  batch {name}: {b.done:.0f} items ({b.done / elapsed:.1f}/s), "
                      f"{b.failed:.0f} failed{progress}")
     return lines + resources.lines()
+
+
+def _rate(tokens: float, elapsed: float) -> str:
+    return f"{tokens / elapsed:.1f}" if tokens else "-"
 
 
 def _t(seconds: float | None) -> str:
