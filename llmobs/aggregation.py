@@ -45,7 +45,7 @@ class HistogramSeries:
 
     __slots__ = ("_lock", "_bounds", "counts", "sum", "count", "min", "max", "start_ns")
 
-    def __init__(self, lock: threading.Lock, bounds: tuple[float, ...]) -> None:
+    def __init__(self, lock: threading.RLock, bounds: tuple[float, ...]) -> None:
         self._lock = lock
         self._bounds = bounds
         self.counts = [0] * (len(bounds) + 1)
@@ -60,8 +60,9 @@ class HistogramSeries:
         lock = self._lock
         lock.acquire()  # ~100 ns cheaper than ``with`` on CPython 3.11
         try:
+            total = self.sum + value  # the one step that can fail (OverflowError): before any change
             self.counts[index] += 1
-            self.sum += value
+            self.sum = total
             self.count += 1
             if value < self.min:
                 self.min = value
@@ -76,7 +77,7 @@ class SumSeries:
 
     __slots__ = ("_lock", "value", "start_ns")
 
-    def __init__(self, lock: threading.Lock) -> None:
+    def __init__(self, lock: threading.RLock) -> None:
         self._lock = lock
         self.value = 0.0
         self.start_ns = time.time_ns()
@@ -106,8 +107,15 @@ class InFlightSeries:
 
     @property
     def value(self) -> float:
-        # Reading advances both counters by one, which leaves their difference unchanged.
-        return float(next(self._started) - next(self._ended))
+        """Started minus ended, as of one instant: a read advances each counter by the same amount
+        (so their difference holds), and is retried if a call started while it was reading."""
+        started, ended = self._started, self._ended
+        while True:
+            first, last = next(started), next(ended)
+            again = next(started)
+            next(ended)
+            if again == first + 1:
+                return float(first - last)
 
 
 class GaugeSeries:
@@ -161,7 +169,9 @@ class Registry:
     def __init__(self, max_series: int = 2000, meter: object = None) -> None:
         self.max_series = max_series
         self._meter = meter
-        self._lock = threading.Lock()
+        # Re-entrant: a signal handler or a logging handler may run instrumented code while this
+        # thread holds the lock.
+        self._lock = threading.RLock()
         self._series: dict[Instrument, dict[Attributes, Series]] = {}
         self._api: dict[Instrument, Callable[..., None]] = {}
 
@@ -171,20 +181,21 @@ class Registry:
             found = by_attributes.get(attributes)
             if found is not None:
                 return found
+        capped = False
         with self._lock:
             by_attributes = self._series.setdefault(instrument, {})
             found = by_attributes.get(attributes)
             if found is None:
                 if len(by_attributes) >= self.max_series:
-                    warn_once(f"cap:{instrument.name}",
-                              "llmobs: %s reached %d attribute sets; further ones are counted in "
-                              "one series marked otel.metric.overflow=true (raise LLMOBS_MAX_SERIES "
-                              "or record fewer distinct values)", instrument.name, self.max_series)
-                    attributes = OVERFLOW_ATTRIBUTES
+                    capped, attributes = True, OVERFLOW_ATTRIBUTES
                     found = by_attributes.get(attributes)
                 if found is None:
                     found = by_attributes[attributes] = self._new(instrument, attributes)
-            return found
+        if capped:  # logged outside the lock: a logging handler may record telemetry itself
+            warn_once(f"cap:{instrument.name}", "llmobs: %s reached %d attribute sets; further ones are counted "
+                      "in one series marked otel.metric.overflow=true (raise LLMOBS_MAX_SERIES or record "
+                      "fewer distinct values)", instrument.name, self.max_series)
+        return found
 
     def _new(self, instrument: Instrument, attributes: Attributes) -> Series:
         if self._meter is not None:

@@ -120,6 +120,7 @@ class monitor_batch:  # noqa: N801 - used like a function, as contextlib's helpe
             raise ConfigError("monitor_batch(total=...) must be a non-negative integer or None")
         self.name = name
         self.total = total
+        self._runs: list[BatchRun] = []  # this block's own runs, innermost last
 
     def __enter__(self) -> BatchRun:
         try:
@@ -129,31 +130,52 @@ class monitor_batch:  # noqa: N801 - used like a function, as contextlib's helpe
             report("batch start")
             run = BatchRun(self.name, self.total, runtime.DISABLED)
         run._token = _current.set(run)
+        self._runs.append(run)
         return run
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
-        run = _current.get()
-        if run is None or run._token is None:
+        if not self._runs:
             return
-        _current.reset(run._token)
+        run = self._runs.pop()
+        try:
+            _current.reset(run._token)  # type: ignore[arg-type]
+        except ValueError:
+            pass  # exited in another context (a generator resumed elsewhere): nothing to restore here
         try:
             run._finish(exc)
         except Exception:
             report("batch end")
 
     def __call__(self, fn: F) -> F:
+        """Each call of ``fn`` is one run; a generator's run lasts until it is exhausted or closed."""
+        name, total = self.name, self.total
+        if inspect.isasyncgenfunction(fn):
+            @functools.wraps(fn)
+            async def run_async_generator(*args: Any, **kwargs: Any) -> Any:
+                with monitor_batch(name, total):
+                    async for item in fn(*args, **kwargs):
+                        yield item
+
+            return run_async_generator  # type: ignore[return-value]
+        if inspect.isgeneratorfunction(fn):
+            @functools.wraps(fn)
+            def run_generator(*args: Any, **kwargs: Any) -> Any:
+                with monitor_batch(name, total):
+                    return (yield from fn(*args, **kwargs))
+
+            return run_generator  # type: ignore[return-value]
         if inspect.iscoroutinefunction(fn):
             @functools.wraps(fn)
             async def run_async(*args: Any, **kwargs: Any) -> Any:
-                with monitor_batch(self.name, self.total):
+                with monitor_batch(name, total):
                     return await fn(*args, **kwargs)
 
             return run_async  # type: ignore[return-value]
 
         @functools.wraps(fn)
         def run(*args: Any, **kwargs: Any) -> Any:
-            with monitor_batch(self.name, self.total):
+            with monitor_batch(name, total):
                 return fn(*args, **kwargs)
 
         return run  # type: ignore[return-value]

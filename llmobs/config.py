@@ -4,6 +4,7 @@ variables. Every invalid value fails here, with the variable and the fix in the 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -85,7 +86,7 @@ def load(options: Mapping[str, Any], env: Mapping[str, str] | None = None) -> Se
         raise ConfigError("init(summary=...) must be True, False or None (decide from OTEL_METRICS_EXPORTER)")
 
     default_interval = 60.0 if metrics_otlp else 10.0
-    interval = _seconds(options, "export_interval", env, "OTEL_METRIC_EXPORT_INTERVAL", default_interval)
+    interval = _seconds(options, "export_interval", env, "OTEL_METRIC_EXPORT_INTERVAL", default_interval, least=0.05)
     return Settings(
         service_name=_service_name(options.get("service_name")),
         resource_attributes=_resource_attributes(options),
@@ -97,12 +98,13 @@ def load(options: Mapping[str, Any], env: Mapping[str, str] | None = None) -> Se
         export_interval=interval,
         export_timeout=_seconds({}, "", env, "OTEL_METRIC_EXPORT_TIMEOUT", 30.0),
         max_series=_positive_int(options, "max_series", env, "LLMOBS_MAX_SERIES", 2000),
-        shutdown_timeout=_seconds(options, "shutdown_timeout", env, "LLMOBS_SHUTDOWN_TIMEOUT", 5.0),
+        shutdown_timeout=_seconds(options, "shutdown_timeout", env, "LLMOBS_SHUTDOWN_TIMEOUT", 5.0, most=600.0),
         disabled=disabled,
         gpu=_switch(options, "gpu", env, "LLMOBS_GPU"),
         host=_switch(options, "host", env, "LLMOBS_HOST"),
         gpu_devices=_devices(options, env),
-        collect_interval=_seconds(options, "collect_interval", env, "LLMOBS_COLLECT_INTERVAL", 1.0),
+        collect_interval=_seconds(options, "collect_interval", env, "LLMOBS_COLLECT_INTERVAL", 1.0, least=0.05,
+                                  most=3600.0),
     )
 
 
@@ -131,7 +133,7 @@ def _devices(options: Mapping[str, Any], env: Mapping[str, str]) -> tuple[int, .
             raise ConfigError("LLMOBS_GPU_DEVICES must be comma-separated GPU indices, e.g. 0,1") from None
     if value is None:
         return None
-    if isinstance(value, (str, bytes)) or not all(
+    if not isinstance(value, (list, tuple)) or not all(
             isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in value):
         raise ConfigError(f"{source} must list GPU indices (integers >= 0), e.g. [0, 1]")
     return tuple(value)
@@ -230,31 +232,41 @@ def _protocol(options: Mapping[str, Any], env: Mapping[str, str], upper: str) ->
 
 
 def _headers(options: Mapping[str, Any], env: Mapping[str, str], upper: str) -> dict[str, str]:
-    """Parse ``key=value,...`` (values URL-encoded). Errors never quote a value: they may be secrets."""
-    if options.get("headers") is not None:
-        headers = options["headers"]
-        if not isinstance(headers, Mapping) or not all(
-                isinstance(k, str) and isinstance(v, str) for k, v in headers.items()):
-            raise ConfigError("init(headers=...) must be a dict of str to str")
-        return {k.lower(): v for k, v in headers.items()}
+    """The variables' headers (``key=value,...``, values URL-encoded; the per-signal variable over
+    the generic one), with ``init(headers=...)`` added over them. Errors never quote a value."""
+    headers: dict[str, str] = {}
     for name in (f"OTEL_EXPORTER_OTLP_{upper}_HEADERS", "OTEL_EXPORTER_OTLP_HEADERS"):
         raw = env.get(name, "")
         if raw.strip():
-            return _parse_headers(raw, name)
-    return {}
+            headers = _parse_headers(raw, name)
+            break
+    option = options.get("headers")
+    if option is not None:
+        if not isinstance(option, Mapping) or not all(
+                isinstance(k, str) and _HEADER_KEY.fullmatch(k) and isinstance(v, str) for k, v in option.items()):
+            raise ConfigError("init(headers=...) must be a dict of header names to str values")
+        headers.update({k.lower(): v for k, v in option.items()})
+    return headers
+
+
+# As the OpenTelemetry SDK's own parser reads them: the exporters must never meet an entry that
+# their parser would log (it logs the entry verbatim, secret included).
+_HEADER_KEY = re.compile(r"[\x21\x23-\x27\x2a\x2b\x2d\x2e\x30-\x39\x41-\x5a\x5e-\x7a\x7c\x7e]+")
+_HEADER_ENTRY = re.compile(
+    r"[ \t]*[\x21\x23-\x27\x2a\x2b\x2d\x2e\x30-\x39\x41-\x5a\x5e-\x7a\x7c\x7e]+[ \t]*=[ \t]*"
+    r"[\x20\x21\x23-\x2b\x2d-\x3a\x3c-\x5b\x5d-\x7e]*[ \t]*")
 
 
 def _parse_headers(raw: str, name: str) -> dict[str, str]:
     headers = {}
-    for position, entry in enumerate(raw.split(","), start=1):
+    for position, entry in enumerate(re.split(r"[ \t]*,[ \t]*", raw), start=1):
         if not entry.strip():
             continue
-        key, sep, value = entry.partition("=")
-        key = unquote(key).strip().lower()
-        if not sep or not key or any(c.isspace() for c in key):
+        if not _HEADER_ENTRY.fullmatch(entry.strip()):
             raise ConfigError(f"{name} is malformed at entry {position}: expected comma-separated "
                               "key=value pairs with URL-encoded values (the values are not shown)")
-        headers[key] = unquote(value).strip()
+        key, _, value = entry.partition("=")
+        headers[key.strip().lower()] = unquote(value.strip())
     return headers
 
 
@@ -288,12 +300,13 @@ def _temporality(env: Mapping[str, str]) -> str:
 
 
 def _seconds(options: Mapping[str, Any], option: str, env: Mapping[str, str], name: str,
-             default: float) -> float:
-    """An option in seconds, else a variable in milliseconds (as OpenTelemetry's are), else default."""
+             default: float, least: float = 0.001, most: float = 86_400.0) -> float:
+    """An option in seconds, else a variable in milliseconds (as OpenTelemetry's are), else default;
+    either within [least, most] seconds."""
     if options.get(option) is not None:
         value = options[option]
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-            raise ConfigError(f"init({option}=...) must be a positive number of seconds")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not least <= value <= most:
+            raise ConfigError(f"init({option}=...) must be a number of seconds from {least:g} to {most:g}")
         return float(value)
     raw = env.get(name, "").strip()
     if not raw:
@@ -301,9 +314,10 @@ def _seconds(options: Mapping[str, Any], option: str, env: Mapping[str, str], na
     try:
         millis = float(raw)
     except ValueError:
-        raise ConfigError(f"{name} must be a positive number of milliseconds, got {raw!r}") from None
-    if not millis > 0 or millis == float("inf"):
-        raise ConfigError(f"{name} must be a positive number of milliseconds, got {raw!r}")
+        millis = float("nan")
+    if not least <= millis / 1000 <= most:
+        raise ConfigError(f"{name} must be a number of milliseconds from {least * 1000:g} to {most * 1000:g}, "
+                          f"got {raw!r}")
     return millis / 1000
 
 

@@ -122,6 +122,8 @@ class PeriodicExport:
         self._interval = interval
         self._timeout = min(timeout, interval)
         self._stop = threading.Event()
+        # One export at a time: force_flush() and the periodic thread share the delta state.
+        self._exporting = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="llmobs-export", daemon=True)
         self._thread.start()
 
@@ -133,8 +135,9 @@ class PeriodicExport:
     def export_once(self) -> bool:
         """Collect and export now; True when the exporter accepted the points."""
         try:
-            data = self._points.build(self._registry.collect())
-            return self._exporter.export(data, timeout_millis=self._timeout * 1000) is MetricExportResult.SUCCESS
+            with self._exporting:
+                data = self._points.build(self._registry.collect())
+                return self._exporter.export(data, timeout_millis=self._timeout * 1000) is MetricExportResult.SUCCESS
         except Exception:
             report(f"export via {type(self._exporter).__name__}")
             return False

@@ -45,8 +45,10 @@ def monitor_inference(
     counts tokens of a returned result (an OpenAI-style ``result.usage`` is read without it);
     ``chunk_tokens(chunk) -> int`` counts the tokens of each streamed chunk (default: 1 each).
     """
-    for name, text in (("model", model), ("operation", operation), ("provider", provider)):
-        if text is not None and (not isinstance(text, str) or not text):
+    if model is not None and (not isinstance(model, str) or not model):
+        raise ConfigError("monitor_inference(model=...) must be a non-empty string (or left out)")
+    for name, text in (("operation", operation), ("provider", provider)):
+        if not isinstance(text, str) or not text:
             raise ConfigError(f"monitor_inference({name}=...) must be a non-empty string")
     for name, function in (("usage", usage), ("chunk_tokens", chunk_tokens)):
         if function is not None and not callable(function):
@@ -57,13 +59,15 @@ def monitor_inference(
     def decorate(target: Callable[..., Any]) -> Any:
         if isinstance(target, (classmethod, staticmethod)):
             return type(target)(decorate(target.__func__))
-        site = Site(model or str(getattr(target, "__qualname__", target)), operation, provider,
+        site = Site(model or str(getattr(target, "__qualname__", type(target).__qualname__)), operation, provider,
                     attributes or {}, usage, chunk_tokens)
-        if inspect.isasyncgenfunction(target):
+        # A callable object's shape is its __call__'s (an object with ``async def __call__``).
+        shape = target if inspect.isroutine(target) or not callable(target) else type(target).__call__
+        if inspect.isasyncgenfunction(shape):
             return wrap_async_generator(target, site)
-        if inspect.isgeneratorfunction(target):
+        if inspect.isgeneratorfunction(shape):
             return wrap_generator(target, site)
-        if inspect.iscoroutinefunction(target):
+        if inspect.iscoroutinefunction(shape):
             return _wrap_coroutine(target, site)
         return _wrap_function(target, site)
 

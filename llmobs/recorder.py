@@ -7,7 +7,7 @@ no failure in here reaches the caller.
 
 from __future__ import annotations
 
-import math
+import inspect
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from numbers import Integral
@@ -70,12 +70,18 @@ class Inference:
             self.span.set_attribute(key, cleaned)
 
 
+MAX_COUNT = 2**53  # beyond this a float sum loses whole units: such a count is a bug, not a call
+
+
 def _valid_tokens(value: object) -> bool:
-    if isinstance(value, Integral) and not isinstance(value, bool) and int(value) >= 0:
+    if isinstance(value, Integral) and not isinstance(value, bool) and 0 <= int(value) < MAX_COUNT:
         return True
-    if isinstance(value, float) and value >= 0 and value.is_integer():
+    if isinstance(value, float) and 0 <= value < MAX_COUNT and value.is_integer():
         return True
-    kind = "negative" if isinstance(value, (int, float)) and not math.isnan(value) else "not a count"
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value == value:  # not NaN
+        kind = "negative" if value < 0 else "too large"
+    else:
+        kind = "not a count"
     warn_once(f"tokens:{kind}", "llmobs: token count %r dropped (%s); counts must be integers >= 0",
               value, kind)
     return False
@@ -177,8 +183,9 @@ class Site:
             call.scope = otel_context.attach(trace.set_span_in_context(span))
 
     def end(self, call: Inference, outcome: BaseException | str | None, result: Any = None,
-            first_token: float | None = None, chunks: int | None = None) -> None:
-        """Record a finished call. ``outcome``: None, the exception, or CLIENT_CLOSED/CANCELLED."""
+            first_token: float | None = None, chunks: int | None = None, first_chunk: int = 1) -> None:
+        """Record a finished call. ``outcome``: None, the exception, or CLIENT_CLOSED/CANCELLED.
+        Streams pass when their first chunk came, the tokens counted, and the first chunk's tokens."""
         try:
             now = perf_counter()
             if call.active is not None:
@@ -186,15 +193,22 @@ class Site:
             if call.scope is not None:
                 otel_context.detach(call.scope)  # type: ignore[arg-type]
             if outcome is None and chunks is None and (self.usage is not None or type(result) not in NO_USAGE):
-                self._tokens_from(call, result)
-            self._record(call, outcome, now - call.start, first_token, chunks)
-            if call.span is not None:
-                self._end_span(call, outcome, chunks)
+                if inspect.isawaitable(result):
+                    warn_once(f"awaitable:{self.span_name}", "llmobs: %r returned an awaitable, so only its "
+                              "creation is timed; decorate the async def itself", self.span_name)
+                else:
+                    self._tokens_from(call, result)
+            self._record(call, outcome, now - call.start, first_token, chunks, first_chunk)
         except Exception:
             report("inference end")
+        if call.span is not None:
+            try:
+                self._end_span(call, outcome, chunks)
+            except Exception:
+                report("inference span end")
 
     def _record(self, call: Inference, outcome: BaseException | str | None, duration: float,
-                first_token: float | None, chunks: int | None) -> None:
+                first_token: float | None, chunks: int | None, first_chunk: int) -> None:
         if call.attributes is None:
             attrs, series = self.base, self.bound
         else:
@@ -216,8 +230,9 @@ class Site:
         if first_token is not None:
             ttft = first_token - call.start
             series.ttft.record(ttft)
-            if outcome is None and output is not None and output > 1:
-                series.tpot.record((duration - ttft) / (output - 1))
+            # The tokens after the first chunk came in (duration - TTFT).
+            if outcome is None and output is not None and output > first_chunk:
+                series.tpot.record((duration - ttft) / (output - first_chunk))
 
     def _remember(self, attrs: Attributes) -> _Series:
         found = _Series(attrs)

@@ -75,7 +75,12 @@ def init(service_name: str | None = None, **options: Any) -> None:
                 logger.warning("llmobs: init() was already called; the new settings are ignored "
                                "(call llmobs.shutdown() first to change them)")
             return
-        _start(settings)
+        try:
+            _start(settings)
+        except Exception as exc:
+            shutdown(timeout=0)  # nothing half-started stays behind; a corrected init() starts afresh
+            raise config.ConfigError(f"llmobs could not start its exporters ({type(exc).__name__}: {exc}); "
+                                     "check the OTEL_EXPORTER_OTLP_* variables") from exc
         if not state.atexit_registered:
             state.atexit_registered = True
             atexit.register(shutdown)

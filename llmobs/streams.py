@@ -17,7 +17,7 @@ from typing import Any
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 
-from .recorder import CANCELLED, CLIENT_CLOSED, Inference, Site, enter, leave
+from .recorder import CANCELLED, CLIENT_CLOSED, MAX_COUNT, Inference, Site, enter, leave
 from .safety import report, warn_once
 
 
@@ -50,7 +50,7 @@ def wrap_generator(fn: Callable[..., Generator[Any, Any, Any]], site: Site) -> C
         call = site.begin(attach=False)
         span_context = _span_context(call)
         first: float | None = None
-        chunks = 0
+        chunks = first_chunk = 0
         outcome: BaseException | str | None = CLIENT_CLOSED
         try:
             gen = fn(*args, **kwargs)  # runs none of the body yet
@@ -65,9 +65,9 @@ def wrap_generator(fn: Callable[..., Generator[Any, Any, Any]], site: Site) -> C
                     return stop.value
                 finally:
                     leave(token)
-                if first is None:
-                    first = perf_counter()
                 chunks += 1 if count is None else _counted(count, chunk)
+                if first is None:
+                    first, first_chunk = perf_counter(), chunks
                 try:
                     value = yield chunk
                     resume = send
@@ -82,7 +82,7 @@ def wrap_generator(fn: Callable[..., Generator[Any, Any, Any]], site: Site) -> C
             outcome = exc
             raise
         finally:
-            site.end(call, outcome, None, first, chunks)
+            site.end(call, outcome, None, first, chunks, first_chunk)
 
     return wrapper
 
@@ -95,7 +95,7 @@ def wrap_async_generator(fn: Callable[..., AsyncGenerator[Any, Any]], site: Site
         call = site.begin(attach=False)
         span_context = _span_context(call)
         first: float | None = None
-        chunks = 0
+        chunks = first_chunk = 0
         outcome: BaseException | str | None = CLIENT_CLOSED
         try:
             gen = fn(*args, **kwargs)  # runs none of the body yet
@@ -116,7 +116,7 @@ def wrap_async_generator(fn: Callable[..., AsyncGenerator[Any, Any]], site: Site
                 else:
                     chunks += _counted(count, chunk)
                 if first is None:
-                    first = perf_counter()
+                    first, first_chunk = perf_counter(), chunks
                 try:
                     value = yield chunk
                     resume = send
@@ -134,7 +134,7 @@ def wrap_async_generator(fn: Callable[..., AsyncGenerator[Any, Any]], site: Site
             outcome = exc
             raise
         finally:
-            site.end(call, outcome, None, first, chunks)
+            site.end(call, outcome, None, first, chunks, first_chunk)
 
     return wrapper
 
@@ -146,7 +146,7 @@ def _counted(count: Callable[[Any], int], chunk: Any) -> int:
     except Exception:
         report("chunk_tokens")
         return 1
-    if isinstance(n, int) and not isinstance(n, bool) and n >= 0:
+    if isinstance(n, int) and not isinstance(n, bool) and 0 <= n < MAX_COUNT:
         return n
     warn_once("chunk_tokens", "llmobs: chunk_tokens returned %r; counting the chunk as 1 token", n)
     return 1

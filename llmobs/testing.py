@@ -17,6 +17,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from . import config, runtime
+from .aggregation import Registry
 
 
 class _LastExport(MetricExporter):
@@ -70,6 +71,7 @@ def capture(traces: bool = True) -> Iterator[Telemetry]:
                             "traces": None if traces else False}, env={})
     metrics, spans = _LastExport(), InMemorySpanExporter()
     with runtime.state.lock:
+        runtime.state.registry = Registry()  # only what happens inside the block
         runtime._start(settings, [metrics], [spans] if traces else [])
     try:
         yield Telemetry(metrics, spans)

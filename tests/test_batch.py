@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import inspect
 import time
 from typing import Any
 
@@ -77,3 +79,38 @@ def test_outside_a_batch_advance_records_nothing() -> None:
     llmobs.current_batch().advance(5)
     with pytest.raises(llmobs.ConfigError, match="total"):
         llmobs.monitor_batch("x", total=-1)
+
+
+def test_generator_jobs_hold_their_run_until_exhausted(otlp: Any) -> None:
+    receiver = otlp(traces=False)
+
+    @llmobs.monitor_batch("nightly", total=3)
+    def job() -> Any:
+        for i in range(3):
+            time.sleep(0.02)
+            llmobs.current_batch().advance()
+            yield i
+
+    assert inspect.isgeneratorfunction(job)
+    assert list(job()) == [0, 1, 2]
+    assert one(receiver, "llmobs.batch.duration", NAME).sum >= 0.06
+    assert one(receiver, "llmobs.batch.items", {**NAME, "llmobs.batch.outcome": "success"}).value == 3
+
+
+def test_a_batch_held_across_contexts_finishes(otlp: Any) -> None:
+    receiver = otlp(traces=False)
+
+    def stream() -> Any:
+        with llmobs.monitor_batch("nightly") as batch:
+            for i in range(3):
+                batch.advance()
+                yield i
+
+    items = stream()
+    # Each step in a fresh copy of the context, as Starlette's iterate_in_threadpool does.
+    got = [contextvars.copy_context().run(next, items) for _ in range(3)]
+    with pytest.raises(StopIteration):
+        contextvars.copy_context().run(next, items)
+    assert got == [0, 1, 2]
+    assert one(receiver, "llmobs.batch.duration", NAME).count == 1
+    assert one(receiver, "llmobs.batch.active", NAME).value == 0

@@ -71,8 +71,14 @@ def test_exporter_variables() -> None:
     ({"protocol": "http/json"}, {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:1"}, "use 'grpc' or 'http/protobuf'"),
     ({}, {"OTEL_EXPORTER_OTLP_ENDPOINT": "collector:4317"}, "use the form http://host:port"),
     ({}, {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:99999"}, "invalid port"),
-    ({}, {"OTEL_METRIC_EXPORT_INTERVAL": "soon"}, "OTEL_METRIC_EXPORT_INTERVAL must be a positive number"),
-    ({}, {"OTEL_METRIC_EXPORT_INTERVAL": "-5"}, "positive number of milliseconds"),
+    ({}, {"OTEL_METRIC_EXPORT_INTERVAL": "soon"}, "OTEL_METRIC_EXPORT_INTERVAL must be a number of milliseconds"),
+    ({}, {"OTEL_METRIC_EXPORT_INTERVAL": "-5"}, "milliseconds from 50 to"),
+    ({"export_interval": float("inf")}, {}, "export_interval"),
+    ({"export_interval": 1e-9}, {}, "export_interval"),
+    ({"shutdown_timeout": float("inf")}, {}, "shutdown_timeout"),
+    ({}, {"LLMOBS_SHUTDOWN_TIMEOUT": "1e300"}, "LLMOBS_SHUTDOWN_TIMEOUT"),
+    ({"collect_interval": 1e12}, {}, "collect_interval"),
+    ({"gpu_devices": 3}, {}, "GPU indices"),
     ({"export_interval": 0}, {}, "export_interval"),
     ({}, {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:1", "OTEL_EXPORTER_OTLP_TIMEOUT": "10"}, "use e.g. 10000"),
     ({}, {"OTEL_METRICS_EXPORTER": "prometheus"}, "llmobs supports otlp, console, none"),
@@ -82,7 +88,8 @@ def test_exporter_variables() -> None:
     ({}, {"LLMOBS_MAX_SERIES": "lots"}, "LLMOBS_MAX_SERIES must be a positive integer"),
     ({"traces": "yes"}, {}, "traces"),
     ({"service_name": ""}, {}, "service_name"),
-    ({"headers": {"k": 1}}, {}, "dict of str to str"),
+    ({"headers": {"k": 1}}, {}, "dict of header names to str values"),
+    ({"headers": {"bad key": "v"}}, {}, "dict of header names to str values"),
     ({}, {"LLMOBS_GPU": "maybe"}, "LLMOBS_GPU must be 'true' or 'false'"),
     ({}, {"LLMOBS_GPU_DEVICES": "0,one"}, "comma-separated GPU indices"),
     ({"gpu_devices": [-1]}, {}, "GPU indices"),
@@ -105,6 +112,19 @@ def test_malformed_headers_never_show_the_secret(monkeypatch: pytest.MonkeyPatch
     assert SECRET not in str(caught.value) and SECRET not in caplog.text
     settings = load({}, {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:1", "OTEL_EXPORTER_OTLP_HEADERS": f"k={SECRET}"})
     assert SECRET not in repr(settings)
+
+
+def test_option_headers_add_to_the_variables_and_secrets_never_reach_a_log(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    env = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4317", "OTEL_EXPORTER_OTLP_HEADERS": "a=1,b=x%2Cy"}
+    target = load({"headers": {"B": "2"}}, env).metrics_otlp
+    assert target is not None and dict(target.headers) == {"a": "1", "b": "2"}
+    # An entry the SDK's own parser would log verbatim must fail here, even with headers={}.
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_HEADERS", f"authorization=Bearer%20x,x-api-key:{SECRET}")
+    caplog.set_level(logging.DEBUG)
+    with pytest.raises(ConfigError, match="malformed at entry 2"):
+        llmobs.init(endpoint="http://127.0.0.1:9", headers={})
+    assert SECRET not in caplog.text
 
 
 def test_init_rejects_bad_options_before_starting_anything() -> None:

@@ -205,7 +205,7 @@ def test_bad_token_counts_are_dropped_with_one_warning(otlp: Any, caplog: pytest
         for value in [-1, -5, float("nan"), "12", None, 3]:
             predict(value)
     warnings = [r for r in caplog.records if "token count" in r.getMessage()]
-    assert len(warnings) == 2  # one for negatives, one for non-counts
+    assert len(warnings) == 2  # one for negatives, one for non-counts (NaN, strings)
     inputs = one(receiver, "llmobs.inference.token.usage", {**BASE, "gen_ai.token.type": "input"})
     assert (inputs.count, inputs.sum) == (1, 3)
     outputs = one(receiver, "llmobs.inference.token.usage", {**BASE, "gen_ai.token.type": "output"})
@@ -414,6 +414,8 @@ def test_decorator_arguments_are_checked_at_decoration() -> None:
         llmobs.monitor_inference(model=3)  # type: ignore[arg-type]
     with pytest.raises(llmobs.ConfigError, match="usage"):
         llmobs.monitor_inference(usage="prompt_tokens")  # type: ignore[arg-type]
+    with pytest.raises(llmobs.ConfigError, match="operation"):
+        llmobs.monitor_inference(operation=None)  # type: ignore[arg-type]
 
 
 def test_warnings_stay_bounded_with_user_chosen_keys(otlp: Any, caplog: pytest.LogCaptureFixture) -> None:
@@ -428,3 +430,84 @@ def test_warnings_stay_bounded_with_user_chosen_keys(otlp: Any, caplog: pytest.L
             predict(i)
     assert len(safety._reported) == safety.MAX_REPORTED
     assert len(caplog.records) == safety.MAX_REPORTED
+
+
+def test_absurd_token_counts_never_corrupt_a_series(otlp: Any, caplog: pytest.LogCaptureFixture) -> None:
+    receiver = otlp(traces=True)
+
+    @llmobs.monitor_inference(model="m", operation="chat")
+    def predict(tokens: int) -> None:
+        llmobs.current_inference().record_tokens(input=tokens)
+
+    with caplog.at_level(logging.WARNING, logger="llmobs"):
+        predict(10**400)
+        predict(2**53)
+        predict(5)
+    inputs = one(receiver, "llmobs.inference.token.usage", {**BASE, "gen_ai.token.type": "input"})
+    assert (inputs.count, inputs.sum, sum(inputs.bucket_counts)) == (1, 5, 1)
+    assert len(receiver.wait_for(lambda r: len(r.spans()) == 3 and r.spans())) == 3  # every span ended
+
+
+def test_async_callable_objects_are_timed_until_their_result(otlp: Any) -> None:
+    receiver = otlp(traces=False)
+
+    class Model:
+        async def __call__(self, delay: float) -> str:
+            await asyncio.sleep(delay)
+            return "done"
+
+    generate = llmobs.monitor_inference(Model(), model="m", operation="chat")
+    assert inspect.iscoroutinefunction(generate)
+    assert asyncio.run(generate(0.05)) == "done"
+    assert one(receiver, "gen_ai.server.request.duration", BASE).sum >= 0.05
+
+
+def test_a_sync_wrapper_returning_a_coroutine_is_flagged_once(otlp: Any, caplog: pytest.LogCaptureFixture) -> None:
+    otlp(traces=False)
+
+    async def work() -> int:
+        return 1
+
+    @llmobs.monitor_inference(model="m", operation="chat")
+    def predict() -> Any:
+        return work()
+
+    with caplog.at_level(logging.WARNING, logger="llmobs"):
+        assert asyncio.run(predict()) == 1
+        assert asyncio.run(predict()) == 1
+    assert len([r for r in caplog.records if "returned an awaitable" in r.getMessage()]) == 1
+
+
+def test_logging_handlers_may_record_telemetry(otlp: Any) -> None:
+    receiver = otlp(traces=False, max_series=1, gpu=False, host=False)
+    handled = []
+
+    @llmobs.monitor_inference(model="m", operation="chat")
+    def predict() -> None:
+        pass
+
+    class Recording(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            handled.append(record)
+            predict()  # runs while llmobs logs its cap warning: must not deadlock
+
+    handler = Recording()
+    logging.getLogger("llmobs").addHandler(handler)
+    try:
+        finished = threading.Event()
+
+        def run() -> None:
+            @llmobs.monitor_inference(model="other", operation="chat")
+            def capped() -> None:
+                pass
+
+            predict()
+            capped()  # over the cap: warns, and the handler calls predict()
+            finished.set()
+
+        threading.Thread(target=run, daemon=True).start()
+        assert finished.wait(5), "deadlocked"
+    finally:
+        logging.getLogger("llmobs").removeHandler(handler)
+    assert handled
+    assert sum(p.count for p in exported(receiver, "gen_ai.server.request.duration")) == 2 + len(handled)

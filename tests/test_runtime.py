@@ -223,3 +223,14 @@ def test_application_providers_are_used_not_replaced(receiver: OTLPReceiver) -> 
         print(len(spans.get_finished_spans()), trace.get_tracer_provider() is tracer_provider)
     """, receiver)
     assert result.stdout.split() == ["3", "12", "3", "True"]
+
+
+def test_failed_init_leaves_nothing_behind(monkeypatch: pytest.MonkeyPatch, otlp: Any) -> None:
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_COMPRESSION", "zstd")
+    with pytest.raises(llmobs.ConfigError, match="could not start its exporters"):
+        otlp(traces=False)
+    assert runtime.state.settings is None and runtime.state.exports == []
+    monkeypatch.delenv("OTEL_EXPORTER_OTLP_COMPRESSION")
+    receiver = otlp(traces=False)
+    predict()
+    assert one(receiver, "gen_ai.server.request.duration", BASE).count == 1

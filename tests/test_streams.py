@@ -217,3 +217,17 @@ def test_stream_span_is_current_inside_the_generator_only(otlp: Any) -> None:
     span = receiver.wait_for(lambda r: r.spans())[0]
     assert span.name == "chat m" and span.attributes["gen_ai.usage.output_tokens"] == 3
     assert {f"{p:016x}" for p in parents} == {span.span_id}
+
+
+def test_tpot_counts_the_tokens_after_the_first_chunk(otlp: Any) -> None:
+    receiver = otlp(traces=False)
+
+    @llmobs.monitor_inference(model="m", operation="chat", chunk_tokens=len)
+    def chunks() -> Iterator[list[int]]:
+        yield list(range(10))
+        time.sleep(0.1)
+        yield list(range(10))
+
+    assert len(list(chunks())) == 2
+    tpot = one(receiver, "gen_ai.server.time_per_output_token", BASE)
+    assert 0.01 <= tpot.sum < 0.013  # 100 ms for the 10 tokens after the first chunk

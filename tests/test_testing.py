@@ -15,6 +15,7 @@ def predict(x: int) -> int:
 
 
 def test_capture_sees_metrics_and_spans() -> None:
+    predict(1)  # before the block: not part of what it captures
     with capture() as telemetry:
         predict(3)
         predict(4)
