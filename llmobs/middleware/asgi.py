@@ -18,7 +18,7 @@ from opentelemetry.instrumentation.asgi import asgi_getter
 from .. import runtime
 from ..recorder import CANCELLED, CLIENT_CLOSED
 from ..safety import report, warn_once
-from .exchange import Exchange, Tracker
+from .exchange import Exchange, Tracker, body_size
 from .options import options
 
 if TYPE_CHECKING:
@@ -136,7 +136,7 @@ def _content_length(scope: Scope) -> int | None:
     try:
         for name, value in scope["headers"]:
             if name == b"content-length":
-                return int(value)
+                return body_size(value)
     except Exception:
         report("asgi content-length")
     return None
@@ -144,20 +144,44 @@ def _content_length(scope: Scope) -> int | None:
 
 def http_route(scope: Scope) -> str | None:
     """``http.route``: the matched template (Starlette and FastAPI set ``scope["route"]``), with the
-    prefixes of the mounts it sits under; None when nothing matched, never the raw path."""
+    templates of the mounts it sits under; None when nothing matched, never the raw path."""
     try:
         matched = scope.get("route")
         template = getattr(matched, "path_format", None)
-        top = scope.get("app_root_path")
-        if not isinstance(template, str) or top is None:  # no Mount: --root-path is not part of a route
-            return template if isinstance(template, str) else None
-        mounts: str = scope.get("root_path", "")[len(top):]
-        if scope.get("endpoint") is getattr(matched, "app", None):  # a Mount answered itself (static files)
-            mounts = mounts.removesuffix(getattr(matched, "path", ""))
-        return mounts + template
+        if not isinstance(template, str):
+            return None
+        top = scope.get("app_root_path")  # set by a Mount only: --root-path is not part of a route
+        if top is None or scope["root_path"] == top:  # no Mount, or only Mount("")
+            return template
+        return _under_mounts(scope, top, matched, template)
     except Exception:
         report("asgi route")
         return None
+
+
+def _under_mounts(scope: Scope, top: str, matched: object, template: str) -> str | None:
+    """Prefix ``template`` with the templates of the Mounts that Starlette went through to reach
+    ``matched``: it matches them again, from the outermost router down (``root_path`` holds raw values)."""
+    from starlette.routing import Match, Mount
+
+    probe = {"type": "http", "path": scope["path"], "root_path": top}
+    routes = getattr(scope.get("router"), "routes", ())
+    prefix = ""
+    while True:
+        for route in routes:
+            if route is matched:  # also a Mount that answered itself (static files), or a 404 inside it
+                return prefix + template
+            if isinstance(route, Mount):
+                match, child = route.matches(probe)
+                if match is Match.FULL:
+                    break
+        else:
+            return None
+        prefix += route.path
+        probe["root_path"] = child["root_path"]
+        if probe["root_path"] == scope["root_path"]:  # the last mount (its app may hide its routes)
+            return prefix + template
+        routes = route.routes
 
 
 _instrumented: weakref.WeakSet[Any] = weakref.WeakSet()

@@ -26,6 +26,17 @@ from .series import SeriesCache, method_attribute
 
 Headers = Iterable[tuple[bytes | str, bytes | str]]
 
+MAX_BODY_SIZE = 2**53  # exact in a float sum; a client's larger Content-Length is not believed
+
+
+def body_size(header: bytes | str | None) -> int | None:
+    """The request size a ``Content-Length`` header announces: digits only, below ``MAX_BODY_SIZE``;
+    None for anything else (absent, negative, garbage, absurdly large), so that nothing is recorded."""
+    if header is None or len(header) > 16 or not (header.isascii() and header.isdigit()):  # 2**53: 16 digits
+        return None
+    size = int(header)
+    return size if size < MAX_BODY_SIZE else None
+
 
 class Tracker:
     """What one middleware shares across its requests: its options and its bound series."""

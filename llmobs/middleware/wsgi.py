@@ -15,7 +15,7 @@ from opentelemetry.instrumentation.wsgi import wsgi_getter
 
 from ..recorder import CLIENT_CLOSED
 from ..safety import report, warn_once
-from .exchange import Exchange, Tracker
+from .exchange import Exchange, Tracker, body_size
 from .options import options
 
 if TYPE_CHECKING:
@@ -139,8 +139,7 @@ def _started(exchange: Exchange, status: str, headers: list[tuple[str, str]]) ->
 
 def _content_length(environ: WSGIEnvironment) -> int | None:
     try:
-        length = environ.get("CONTENT_LENGTH")
-        return int(length) if length else None
+        return body_size(environ.get("CONTENT_LENGTH"))
     except Exception:
         report("wsgi content-length")
         return None

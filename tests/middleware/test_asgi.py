@@ -222,6 +222,46 @@ def test_routes_are_templates_with_their_mounts_never_raw_paths(otlp: Any) -> No
                                                  "GET /v1/users/{user_id}"}
 
 
+def test_routes_under_parameterised_mounts_are_full_templates(otlp: Any) -> None:
+    receiver = otlp()
+
+    async def files(scope: Scope, receive: Receive, send: Send) -> None:
+        await text_app()(scope, receive, send)
+
+    users = Starlette(routes=[Route("/items/{item_id}", lambda request: PlainTextResponse("item"))])
+    app = Starlette(routes=[
+        Mount("/users/{user_id}", app=users),
+        Mount("/orgs/{org}", routes=[
+            Mount("/teams/{team}", routes=[Route("/members/{member}", lambda request: PlainTextResponse("member"))]),
+            Mount("/files", app=files),
+        ]),
+    ])
+    instrument_fastapi(app)
+    for path in ("/users/alice@example.com/items/item-42", "/users/user-bob/items/item-7",
+                 "/orgs/org-acme/teams/team-red/members/member-carol", "/orgs/org-acme/files/file-secret.txt",
+                 "/orgs/org-acme/nothing-here"):
+        call(app, http_scope(path))
+    call(app, http_scope("/api/users/user-dave/items/item-1", root_path="/api"))
+    routes = sorted((p.attributes.get("http.route", ""), p.count) for p in points(receiver))
+    assert routes == [("/orgs/{org}/files/{path}", 1), ("/orgs/{org}/teams/{team}/members/{member}", 1),
+                      ("/orgs/{org}/{path}", 1), ("/users/{user_id}/items/{item_id}", 3)]
+    names = {x.name for x in spans(receiver)}
+    assert names == {f"GET {route}" for route, _ in routes}
+    exported = str([p.attributes for p in receiver.metrics()]) + str(names)
+    raw = ("alice", "bob", "dave", "item-", "org-", "team-", "member-", "file-", "nothing", "/api")
+    assert [value for value in raw if value in exported] == []
+
+
+def test_implausible_content_length_records_no_request_size(otlp: Any) -> None:
+    receiver = otlp()
+    app = ASGIMiddleware(text_app())
+    for length in ("9" * 400, "-5", str(2**53), "1e3", "0x10", "", "12"):
+        call(app, http_scope(method="POST", headers={"content-length": length}))
+    assert points(receiver)[0].count == 7
+    [size] = receiver.latest("http.server.request.body.size")
+    assert (size.count, sum(size.bucket_counts), size.sum) == (1, 1, 12)
+
+
 def test_unknown_methods_are_other(otlp: Any) -> None:
     receiver = otlp()
     call(ASGIMiddleware(text_app()), http_scope(method="BREW"))

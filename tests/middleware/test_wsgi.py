@@ -113,6 +113,16 @@ def flask_app() -> Flask:
     return instrument_flask(app)
 
 
+def test_implausible_content_length_records_no_request_size(otlp: Any) -> None:
+    receiver = otlp()
+    app = WSGIMiddleware(plain_app([b"ok"]))
+    for length in ("9" * 400, "-5", str(2**53), " 7", "", "12"):
+        serve(app, {**environ(method="POST"), "CONTENT_LENGTH": length})
+    assert points(receiver)[0].count == 6
+    [size] = receiver.latest("http.server.request.body.size")
+    assert (size.count, sum(size.bucket_counts), size.sum) == (1, 1, 12)
+
+
 def test_flask_routes_statuses_and_errors(otlp: Any, flask_app: Flask) -> None:
     receiver = otlp()
     client = flask_app.test_client()
