@@ -59,10 +59,13 @@ def _samplers(settings: Settings, registry: SeriesSource) -> list[Sampler]:
     if settings.gpu:
         from .gpu import GpuSource
 
-        samplers.append(Sampler("gpu", GpuSource(settings.gpu_devices), Publisher(registry, settings.export_interval),
-                                stale_after))
+        samplers.append(Sampler("gpu", GpuSource(settings.gpu_devices), _publisher(settings, registry), stale_after))
     if settings.host:
         from .host import HostSource
 
-        samplers.append(Sampler("host", HostSource(), Publisher(registry, settings.export_interval), stale_after))
+        samplers.append(Sampler("host", HostSource(), _publisher(settings, registry), stale_after))
     return samplers
+
+
+def _publisher(settings: Settings, registry: SeriesSource) -> Publisher:
+    return Publisher(registry, settings.export_interval, settings.max_series)

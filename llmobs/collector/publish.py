@@ -1,6 +1,7 @@
 """Writes one source's readings into the registry: gauges are set, and withdrawn when a reading
 lacks them; counters advance by the change of their running total; utilization gauges also carry
-the maximum of the last export interval."""
+the maximum of the last export interval. Keys come and go (network interfaces): what a complete reading
+lacks is forgotten, and each reading is cut at ``limit`` gauges and ``limit`` counters, so memory stays bounded."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Protocol
 from ..aggregation import GaugeSeries, Series
 from ..attributes import Attributes
 from ..instruments import COLLECTOR_ERRORS, WINDOW_MAX, Instrument, Kind
+from ..safety import warn_once
 from .reading import Reading
 
 Key = tuple[str, Attributes]
@@ -29,28 +31,42 @@ class SeriesSource(Protocol):
 class Publisher:
     """Called from a sampler thread (``publish``) and the collector thread (``withdraw``, ``count``)."""
 
-    def __init__(self, registry: SeriesSource, window: float) -> None:
+    def __init__(self, registry: SeriesSource, window: float, limit: int) -> None:
         self._registry = registry
         self._window = window
+        self._limit = limit
         self._lock = threading.Lock()
-        self._series: dict[Key, Series] = {}
+        self._series: dict[Key, Series] = {}  # of the keys in _gauges and _totals, and their peaks
         self._gauges: set[Key] = set()
         self._totals: dict[Key, float] = {}
-        self._peaks: dict[Key, deque[tuple[float, float]]] = {}
+        self._peaks: dict[Key, deque[tuple[float, float]]] = {}  # of the keys in _gauges
 
     def publish(self, reading: Reading, fresh: bool) -> None:
-        """Counters and errors always; gauges only when ``fresh``, else they stay withdrawn."""
+        """Counters and errors always; gauges only when ``fresh``, else they stay withdrawn. The running
+        totals a complete, fresh reading lacks are dropped: a counter that comes back takes a new baseline."""
         now = time.monotonic()
         with self._lock:
             gauges: set[Key] = set()
+            totals: dict[Key, float] = {}
             for instrument, attributes, value in reading.values:
-                if instrument.kind is Kind.COUNTER:
-                    self._advance(instrument, attributes, value)
+                counter = instrument.kind is Kind.COUNTER
+                if len(totals if counter else gauges) >= self._limit:
+                    warn_once("collector-limit", "llmobs: a resource reading has more than %d gauges or "
+                              "counters; the rest are skipped (raise LLMOBS_MAX_SERIES)", self._limit)
+                elif counter:
+                    totals[instrument.name, attributes] = self._advance(instrument, attributes, value)
                 elif fresh:
                     gauges.add(self._set(instrument, attributes, value, now))
             for key in self._gauges - gauges:
                 self._clear(key)
             self._gauges = gauges
+            if not (fresh and reading.complete):
+                # A failed or late reading is no proof that a key is gone: keep its baselines, within the limit.
+                kept = {**self._totals, **totals}
+                totals = kept if len(kept) <= self._limit else totals
+            self._totals = totals
+            live = gauges | totals.keys() | {(PEAKS[name].name, a) for name, a in gauges if name in PEAKS}
+            self._series = {key: series for key, series in self._series.items() if key in live}
             for attributes in reading.errors:
                 self.count(attributes)
 
@@ -94,13 +110,13 @@ class Publisher:
             _withdraw(self._series.get(series))
         self._peaks.pop(key, None)
 
-    def _advance(self, instrument: Instrument, attributes: Attributes, total: float) -> None:
-        """A counter's first total is its baseline; a total that went down restarted (driver reload)."""
-        key = (instrument.name, attributes)
-        previous = self._totals.get(key)
-        self._totals[key] = total
+    def _advance(self, instrument: Instrument, attributes: Attributes, total: float) -> float:
+        """A counter's first total is its baseline; a total that went down restarted (driver reload).
+        Returns ``total``, the next baseline."""
+        previous = self._totals.get((instrument.name, attributes))
         delta = 0.0 if previous is None else total - previous if total >= previous else total
         self._get(instrument, attributes).record(delta)
+        return total
 
 
 def _withdraw(series: Series | None) -> None:

@@ -22,6 +22,13 @@ class Reading:
 
     values: list[Value] = field(default_factory=list)
     errors: list[Attributes] = field(default_factory=list)
+    failed: bool = False
+    """The source itself raised: whatever it would have read is missing."""
+
+    @property
+    def complete(self) -> bool:
+        """Nothing failed, so a key missing from ``values`` is gone (an interface removed), not unread."""
+        return not (self.failed or self.errors)
 
     def add(self, read: Callable[[], Iterable[Value]], classify: Callable[[Exception], str | None],
             where: Attributes = ()) -> str | None:

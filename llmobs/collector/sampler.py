@@ -85,4 +85,4 @@ class Sampler:
             return self._source.read(self._holder)
         except Exception:
             report(f"{self._name} collector")
-            return Reading()
+            return Reading(failed=True)
