@@ -197,6 +197,10 @@ class Registry:
                       "fewer distinct values)", instrument.name, self.max_series)
         return found
 
+    def reinit_lock(self) -> None:
+        """In a forked child: release the lock a thread of the parent may have held at fork time."""
+        self._lock._at_fork_reinit()  # type: ignore[attr-defined]
+
     def _new(self, instrument: Instrument, attributes: Attributes) -> Series:
         if self._meter is not None:
             if instrument not in self._api:

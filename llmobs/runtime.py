@@ -265,6 +265,10 @@ def _after_fork_in_child() -> None:
     gunicorn workers hung there).
     """
     state.lock = threading.RLock()
+    if isinstance(state.registry, Registry):
+        # A call in flight in the forking thread still ends into the parent's series: their lock
+        # may have been held by another thread of the parent at fork time.
+        state.registry.reinit_lock()
     settings, resource = state.settings, state.resource
     if settings is None or resource is None:
         state.registry = Registry() if settings is None else state.registry

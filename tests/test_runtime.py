@@ -234,3 +234,33 @@ def test_failed_init_leaves_nothing_behind(monkeypatch: pytest.MonkeyPatch, otlp
     receiver = otlp(traces=False)
     predict()
     assert one(receiver, "gen_ai.server.request.duration", BASE).count == 1
+
+
+def test_a_call_in_flight_across_fork_ends_in_the_child(receiver: OTLPReceiver) -> None:
+    result = run_python("""
+        import os, threading, llmobs
+        from llmobs import runtime
+        llmobs.init(export_interval=3600, summary=False, gpu=False, host=False, traces=False)
+        held, release = threading.Event(), threading.Event()
+        def hold():  # another thread of the parent holds the series lock at fork time
+            with runtime.state.registry._lock:
+                held.set()
+                release.wait()
+        @llmobs.monitor_inference(model="m", operation="chat")
+        def predict(fork=False):
+            if not fork:
+                return "parent"
+            threading.Thread(target=hold, daemon=True).start()
+            held.wait()
+            pid = os.fork()
+            if pid == 0:
+                return "child"
+            release.set()
+            os.waitpid(pid, 0)
+            return "parent"
+        predict()
+        if predict(fork=True) == "child":
+            os._exit(0)  # reached only if the child's call could end
+        print("done")
+    """, receiver)
+    assert result.stdout.split() == ["done"]
