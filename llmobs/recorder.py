@@ -95,7 +95,21 @@ _current: ContextVar[Inference | list[Any] | None] = ContextVar("llmobs_inferenc
 # method per call (the compiler assumes a module there).
 enter = _current.set
 leave = _current.reset
-_DETACHED = Inference(0.0, None)
+
+
+class _Detached(Inference):
+    """The handle outside any monitored call: accepts everything, keeps nothing."""
+
+    __slots__ = ()
+
+    def record_tokens(self, input: int | None = None, output: int | None = None) -> None:
+        pass
+
+    def set_attribute(self, key: str, value: AttributeValue) -> None:
+        pass
+
+
+_DETACHED = _Detached(0.0, None)
 
 # Results of these exact types never carry an OpenAI-style ``usage``: skip the attribute lookup.
 NO_USAGE = frozenset({str, bytes, int, float, bool, list, tuple, type(None)})

@@ -377,7 +377,9 @@ def test_metrics_only_creates_no_spans(otlp: Any, monkeypatch: pytest.MonkeyPatc
 def test_current_inference_outside_a_call_records_nothing() -> None:
     handle = llmobs.current_inference()
     handle.record_tokens(input=1, output=1)
-    handle.set_model("x")  # no error, nothing to record into
+    handle.set_model("x")
+    handle.set_attribute("tenant", "t")
+    assert (handle.input_tokens, handle.output_tokens, handle.attributes) == (None, None, None)
 
 
 def test_calls_before_init_are_exported_after_it(receiver: Any, monkeypatch: pytest.MonkeyPatch) -> None:
