@@ -197,6 +197,14 @@ class Registry:
                       "fewer distinct values)", instrument.name, self.max_series)
         return found
 
+    def remove(self, instrument: Instrument, attributes: Attributes) -> None:
+        """Forget a series whose source is gone (a network interface): it is no longer exported, and
+        if it comes back it starts over, with a new start time."""
+        with self._lock:
+            by_attributes = self._series.get(instrument)
+            if by_attributes is not None:
+                by_attributes.pop(attributes, None)
+
     def reinit_lock(self) -> None:
         """In a forked child: release the lock a thread of the parent may have held at fork time."""
         self._lock._at_fork_reinit()  # type: ignore[attr-defined]

@@ -49,7 +49,10 @@ class Points:
 
     def build(self, collected: Collected) -> MetricsData:
         now = time.time_ns()
+        self._seen: set[tuple[str, Attributes]] = set()
         metrics = [m for instrument, points in collected if (m := self._metric(instrument, points, now))]
+        if self._delta:  # forget series that are gone, so that this state never outgrows the registry
+            self._previous = {key: value for key, value in self._previous.items() if key in self._seen}
         scope_metrics = [ScopeMetrics(self._scope, metrics, "")] if metrics else []
         return MetricsData([ResourceMetrics(self._resource, scope_metrics, "")])
 
@@ -76,9 +79,12 @@ class Points:
     def _since(self, instrument: Instrument, attributes: Attributes, snap: Snapshot,
                now: int) -> tuple[Snapshot | None, int]:
         key = (instrument.name, attributes)
+        self._seen.add(key)
         previous = self._previous.get(key)
         self._previous[key] = (snap, now)
-        return previous if previous else (None, snap.start_ns)
+        if previous is None or previous[0].start_ns != snap.start_ns:  # new, or started over
+            return None, snap.start_ns
+        return previous
 
     def _histogram_point(self, instrument: Instrument, attributes: Attributes, snap: Snapshot, now: int,
                          delta: bool) -> HistogramDataPoint | None:

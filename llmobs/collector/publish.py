@@ -1,7 +1,8 @@
 """Writes one source's readings into the registry: gauges are set, and withdrawn when a reading
 lacks them; counters advance by the change of their running total; utilization gauges also carry
 the maximum of the last export interval. Keys come and go (network interfaces): what a complete reading
-lacks is forgotten, and each reading is cut at ``limit`` gauges and ``limit`` counters, so memory stays bounded."""
+lacks is forgotten (its gauges withdrawn, its counters removed), and each reading is cut at ``limit``
+gauges and ``limit`` counters, so memory stays bounded."""
 
 from __future__ import annotations
 
@@ -27,6 +28,8 @@ class SeriesSource(Protocol):
 
     def series(self, instrument: Instrument, attributes: Attributes) -> Series: ...
 
+    def remove(self, instrument: Instrument, attributes: Attributes) -> None: ...
+
 
 class Publisher:
     """Called from a sampler thread (``publish``) and the collector thread (``withdraw``, ``count``)."""
@@ -40,6 +43,7 @@ class Publisher:
         self._gauges: set[Key] = set()
         self._totals: dict[Key, float] = {}
         self._peaks: dict[Key, deque[tuple[float, float]]] = {}  # of the keys in _gauges
+        self._counters: dict[str, Instrument] = {}  # by name, for removing the series of vanished keys
 
     def publish(self, reading: Reading, fresh: bool) -> None:
         """Counters and errors always; gauges only when ``fresh``, else they stay withdrawn. The running
@@ -54,6 +58,7 @@ class Publisher:
                     warn_once("collector-limit", "llmobs: a resource reading has more than %d gauges or "
                               "counters; the rest are skipped (raise LLMOBS_MAX_SERIES)", self._limit)
                 elif counter:
+                    self._counters[instrument.name] = instrument
                     totals[instrument.name, attributes] = self._advance(instrument, attributes, value)
                 elif fresh:
                     gauges.add(self._set(instrument, attributes, value, now))
@@ -64,6 +69,9 @@ class Publisher:
                 # A failed or late reading is no proof that a key is gone: keep its baselines, within the limit.
                 kept = {**self._totals, **totals}
                 totals = kept if len(kept) <= self._limit else totals
+            for name, attributes in self._totals.keys() - totals.keys():
+                # A counter whose source is gone stops being exported; if it comes back, it starts over.
+                self._registry.remove(self._counters[name], attributes)
             self._totals = totals
             live = gauges | totals.keys() | {(PEAKS[name].name, a) for name, a in gauges if name in PEAKS}
             self._series = {key: series for key, series in self._series.items() if key in live}

@@ -52,13 +52,13 @@ def test_interfaces_that_come_and_go(monkeypatch: pytest.MonkeyPatch) -> None:
 
     assert sample(a=100, b=1000) == {"a": 0, "b": 0}
     assert sample(a=150, b=1100) == {"a": 50, "b": 100}
-    assert sample(b=1200) == {"a": 50, "b": 200}
+    assert sample(b=1200) == {"b": 200}  # a is gone: its series is no longer exported
     assert known() == ({"b"}, {"b"})
-    assert sample(a=5000, b=1300) == {"a": 50, "b": 300}  # a's first total is a new baseline: no jump
-    assert sample(a=5100, b=1400) == {"a": 150, "b": 400}
-    assert sample() == {"a": 150, "b": 400}  # a failed reading forgets nothing
+    assert sample(a=5000, b=1300) == {"a": 0, "b": 300}  # a starts over: a new baseline, no jump
+    assert sample(a=5100, b=1400) == {"a": 100, "b": 400}
+    assert sample() == {"a": 100, "b": 400}  # a failed reading forgets nothing
     assert known() == ({"a", "b"}, {"a", "b"})
-    assert sample(a=5200, b=1500) == {"a": 250, "b": 500}
+    assert sample(a=5200, b=1500) == {"a": 200, "b": 500}
 
 
 def test_gauges_withdrawn_and_memory_bounded() -> None:
