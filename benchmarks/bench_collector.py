@@ -34,12 +34,18 @@ def child(collector: bool, seconds: float) -> None:
     llmobs.init(gpu=collector, host=collector, collect_interval=1.0)
     time.sleep(WARMUP)
     wall, cpu = time.monotonic(), time.process_time()
-    threads = {t.name: time.clock_gettime(time.pthread_getcpuclockid(t.ident)) for t in threading.enumerate()
-               if t.name.startswith("llmobs-") and t.ident is not None}
+    threads = {
+        t.name: time.clock_gettime(time.pthread_getcpuclockid(t.ident))
+        for t in threading.enumerate()
+        if t.name.startswith("llmobs-") and t.ident is not None
+    }
     time.sleep(seconds)
     wall, cpu = time.monotonic() - wall, time.process_time() - cpu
-    per_thread = {name: time.clock_gettime(time.pthread_getcpuclockid(t.ident)) - threads[name]
-                  for t in threading.enumerate() if (name := t.name) in threads and t.ident is not None}
+    per_thread = {
+        name: time.clock_gettime(time.pthread_getcpuclockid(t.ident)) - threads[name]
+        for t in threading.enumerate()
+        if (name := t.name) in threads and t.ident is not None
+    }
     llmobs.shutdown()
     print(json.dumps({"wall": wall, "cpu": cpu, "threads": per_thread}))
 
@@ -52,10 +58,19 @@ class Measured:
 
 
 def run(collector: bool, seconds: float, library: Path, config: Path) -> Measured:
-    env = {**os.environ, "LD_LIBRARY_PATH": str(library), "NVML_STUB_CONFIG": str(config),
-           "TMPDIR": str(config.parent)}  # a host lock of its own
-    out = subprocess.run([sys.executable, "-m", "benchmarks.bench_collector", "--child", str(int(collector)),
-                          "--seconds", str(seconds)], env=env, capture_output=True, text=True, check=True)
+    env = {
+        **os.environ,
+        "LD_LIBRARY_PATH": str(library),
+        "NVML_STUB_CONFIG": str(config),
+        "TMPDIR": str(config.parent),
+    }  # a host lock of its own
+    out = subprocess.run(
+        [sys.executable, "-m", "benchmarks.bench_collector", "--child", str(int(collector)), "--seconds", str(seconds)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return Measured(**json.loads(out.stdout.splitlines()[-1]))
 
 

@@ -105,7 +105,8 @@ def _flask(case: str) -> Any:
 
         tracer_provider, meter_provider = _sdk_providers()
         FlaskInstrumentor().instrument_app(  # type: ignore[no-untyped-call]
-            app, tracer_provider=tracer_provider, meter_provider=meter_provider)
+            app, tracer_provider=tracer_provider, meter_provider=meter_provider
+        )
     elif case.startswith("flask-llmobs"):
         from llmobs.middleware import instrument_flask
 
@@ -115,9 +116,19 @@ def _flask(case: str) -> Any:
 
 
 def _asgi_round(app: Any, n: int) -> float:
-    scope = {"type": "http", "asgi": {"version": "3.0", "spec_version": "2.3"}, "http_version": "1.1",
-             "method": "GET", "scheme": "http", "path": "/items/42", "raw_path": b"/items/42", "root_path": "",
-             "query_string": b"", "server": ("127.0.0.1", 8000), "client": ("127.0.0.1", 50000)}
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.3"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": "/items/42",
+        "raw_path": b"/items/42",
+        "root_path": "",
+        "query_string": b"",
+        "server": ("127.0.0.1", 8000),
+        "client": ("127.0.0.1", 50000),
+    }
 
     async def receive() -> dict[str, Any]:
         return {"type": "http.request", "body": b"", "more_body": False}
@@ -197,8 +208,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         ours, theirs = results[case] - results[bare], results[baseline] - results[bare]
         ratio = ours / theirs if theirs > 0 else float("inf")
         verdict = "PASS" if ratio <= limit else "MISS"
-        print(f"{verdict}: {case} overhead {ours:.1f} µs = {ratio:.2f}x {baseline}'s {theirs:.1f} µs "
-              f"(target <= {limit}x)")
+        print(
+            f"{verdict}: {case} overhead {ours:.1f} µs = {ratio:.2f}x {baseline}'s {theirs:.1f} µs (target <= {limit}x)"
+        )
     return 0
 
 

@@ -115,8 +115,7 @@ def per_item(stream: Callable[[], Iterator[int]], number: int) -> float:
     return timer.timeit(number) * 1e9 / (number * ITEMS)
 
 
-def per_async_item(loop: asyncio.AbstractEventLoop, stream: Callable[[], AsyncIterator[int]],
-                   number: int) -> float:
+def per_async_item(loop: asyncio.AbstractEventLoop, stream: Callable[[], AsyncIterator[int]], number: int) -> float:
     """ns per item of ``number`` async streams drained by ``async for`` in ``loop``."""
 
     async def drain() -> int:
@@ -149,8 +148,13 @@ def run(cases: dict[str, Case], repeats: int, samples: dict[str, list[float]]) -
 def git_commit() -> str:
     """The short commit of the checkout, or '?'."""
     try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                              check=True, cwd=Path(__file__).parent).stdout.strip()
+        return subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=Path(__file__).parent,
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "?"
 
@@ -167,8 +171,10 @@ def main(argv: list[str] | None = None) -> int:
     number, repeats = (20_000, 3) if args.quick else (200_000, 7)
     streams = number // ITEMS
     print(f"command: python -m benchmarks.bench_inference{' --quick' if args.quick else ''}")
-    print(f"python {platform.python_version()} ({platform.python_implementation()}), {platform.platform()}, "
-          f"{os.cpu_count()} cpus, commit {git_commit()}")
+    print(
+        f"python {platform.python_version()} ({platform.python_implementation()}), {platform.platform()}, "
+        f"{os.cpu_count()} cpus, commit {git_commit()}"
+    )
     print(f"{number} calls x {repeats} repeats (span cases {number // 4}); streams of {ITEMS} items x {streams}")
 
     os.environ["OTEL_METRICS_EXPORTER"] = "none"  # no summary printed, no exporter thread
@@ -177,16 +183,20 @@ def main(argv: list[str] | None = None) -> int:
     monitored = monitor(f)
     loop = asyncio.new_event_loop()
     samples: dict[str, list[float]] = {}
-    run({
-        "bare call": (partial(per_call, f), number),
-        "prometheus_client": (partial(per_call, prometheus_case()), number),
-        "OTel SDK metrics": (partial(per_call, sdk_case(None)), number),
-        "llmobs metrics-only": (partial(per_call, monitored), number),
-        "stream bare /item": (partial(per_item, tokens), streams),
-        "stream llmobs /item": (partial(per_item, monitor(tokens)), streams),
-        "async stream bare /item": (partial(per_async_item, loop, atokens), streams),
-        "async stream llmobs /item": (partial(per_async_item, loop, monitor(atokens)), streams),
-    }, repeats, samples)
+    run(
+        {
+            "bare call": (partial(per_call, f), number),
+            "prometheus_client": (partial(per_call, prometheus_case()), number),
+            "OTel SDK metrics": (partial(per_call, sdk_case(None)), number),
+            "llmobs metrics-only": (partial(per_call, monitored), number),
+            "stream bare /item": (partial(per_item, tokens), streams),
+            "stream llmobs /item": (partial(per_item, monitor(tokens)), streams),
+            "async stream bare /item": (partial(per_async_item, loop, atokens), streams),
+            "async stream llmobs /item": (partial(per_async_item, loop, monitor(atokens)), streams),
+        },
+        repeats,
+        samples,
+    )
     loop.close()
 
     llmobs.shutdown()
@@ -196,11 +206,15 @@ def main(argv: list[str] | None = None) -> int:
     trace.set_tracer_provider(provider)
     llmobs.init(service_name="bench", export_interval=3600, gpu=False, host=False)
     span_calls = number // 4
-    run({
-        "bare call": (partial(per_call, f), number),
-        "OTel SDK span+metrics": (partial(per_call, sdk_case(provider.get_tracer("bench"))), span_calls),
-        "llmobs with spans": (partial(per_call, monitored), span_calls),
-    }, repeats, samples)
+    run(
+        {
+            "bare call": (partial(per_call, f), number),
+            "OTel SDK span+metrics": (partial(per_call, sdk_case(provider.get_tracer("bench"))), span_calls),
+            "llmobs with spans": (partial(per_call, monitored), span_calls),
+        },
+        repeats,
+        samples,
+    )
     llmobs.shutdown()
     provider.shutdown()
     expected_spans = 2 * (span_calls // 100 + repeats * span_calls)
@@ -218,14 +232,21 @@ def main(argv: list[str] | None = None) -> int:
     sync_us = overhead["stream llmobs /item"] / 1000
     async_us = overhead["async stream llmobs /item"] / 1000
     print()
-    print(f"llmobs metrics-only / prometheus_client overhead: {metrics_ratio:6.2f}  "
-          f"(target <= 0.5)  {verdict(metrics_ratio, 0.5)}")
-    print(f"llmobs with spans / OTel SDK span+metrics:        {spans_ratio:6.2f}  "
-          f"(target <= 1.0)  {verdict(spans_ratio, 1.0)}")
-    print(f"stream overhead per token, sync:                  {sync_us:6.3f} µs (target <= 0.3)  "
-          f"{verdict(sync_us, 0.3)}")
-    print(f"stream overhead per token, async:                 {async_us:6.3f} µs (target <= 0.3)  "
-          f"{verdict(async_us, 0.3)}")
+    print(
+        f"llmobs metrics-only / prometheus_client overhead: {metrics_ratio:6.2f}  "
+        f"(target <= 0.5)  {verdict(metrics_ratio, 0.5)}"
+    )
+    print(
+        f"llmobs with spans / OTel SDK span+metrics:        {spans_ratio:6.2f}  "
+        f"(target <= 1.0)  {verdict(spans_ratio, 1.0)}"
+    )
+    print(
+        f"stream overhead per token, sync:                  {sync_us:6.3f} µs (target <= 0.3)  {verdict(sync_us, 0.3)}"
+    )
+    print(
+        f"stream overhead per token, async:                 {async_us:6.3f} µs (target <= 0.3)  "
+        f"{verdict(async_us, 0.3)}"
+    )
     return 0
 
 

@@ -1,6 +1,6 @@
 """A batch embedding job: items, tokens, progress and duration, flushed before the process exits.
 
-    python examples/batch_job.py
+python examples/batch_job.py
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ def main() -> None:
     docs = [f"document number {i}" for i in range(2000)]
     with llmobs.monitor_batch("nightly-embeddings", total=len(docs)) as batch:
         for start in range(0, len(docs), 64):
-            chunk = docs[start:start + 64]
+            chunk = docs[start : start + 64]
             embed(chunk)
             batch.advance(len(chunk), tokens=sum(len(d.split()) for d in chunk))
     llmobs.shutdown()

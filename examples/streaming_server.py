@@ -1,7 +1,7 @@
 """A FastAPI server streaming tokens, instrumented with llmobs.
 
-    pip install -e ".[fastapi]" fastapi uvicorn
-    OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4317 uvicorn examples.streaming_server:app
+pip install -e ".[fastapi]" fastapi uvicorn
+OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4317 uvicorn examples.streaming_server:app
 """
 
 from __future__ import annotations

@@ -192,9 +192,14 @@ class Registry:
                 if found is None:
                     found = by_attributes[attributes] = self._new(instrument, attributes)
         if capped:  # logged outside the lock: a logging handler may record telemetry itself
-            warn_once(f"cap:{instrument.name}", "llmobs: %s reached %d attribute sets; further ones are counted "
-                      "in one series marked otel.metric.overflow=true (raise LLMOBS_MAX_SERIES or record "
-                      "fewer distinct values)", instrument.name, self.max_series)
+            warn_once(
+                f"cap:{instrument.name}",
+                "llmobs: %s reached %d attribute sets; further ones are counted "
+                "in one series marked otel.metric.overflow=true (raise LLMOBS_MAX_SERIES or record "
+                "fewer distinct values)",
+                instrument.name,
+                self.max_series,
+            )
         return found
 
     def remove(self, instrument: Instrument, attributes: Attributes) -> None:
@@ -227,9 +232,13 @@ class Registry:
         out: Collected = []
         with self._lock:
             for instrument, by_attributes in self._series.items():
-                points = [(attrs, _snapshot(s)) for attrs, s in by_attributes.items()
-                          if isinstance(s, (HistogramSeries, SumSeries, InFlightSeries))
-                          or isinstance(s, GaugeSeries) and s.value is not None]
+                points = [
+                    (attrs, _snapshot(s))
+                    for attrs, s in by_attributes.items()
+                    if isinstance(s, (HistogramSeries, SumSeries, InFlightSeries))
+                    or isinstance(s, GaugeSeries)
+                    and s.value is not None
+                ]
                 if points:
                     out.append((instrument, points))
         return out
@@ -238,9 +247,14 @@ class Registry:
 def _snapshot(series: LocalSeries) -> Snapshot:
     if isinstance(series, HistogramSeries):
         empty = series.count == 0
-        return HistogramSnapshot(tuple(series.counts), series.sum, series.count,
-                                 None if empty else series.min, None if empty else series.max,
-                                 series.start_ns)
+        return HistogramSnapshot(
+            tuple(series.counts),
+            series.sum,
+            series.count,
+            None if empty else series.min,
+            None if empty else series.max,
+            series.start_ns,
+        )
     assert series.value is not None
     return ValueSnapshot(series.value, series.start_ns)
 
@@ -249,7 +263,8 @@ def _api_method(meter: object, instrument: Instrument) -> Callable[..., None]:
     name, unit, description = instrument.name, instrument.unit, instrument.description
     if instrument.kind is Kind.HISTOGRAM:
         return meter.create_histogram(  # type: ignore[attr-defined, no-any-return]
-            name, unit, description, explicit_bucket_boundaries_advisory=list(instrument.buckets)).record
+            name, unit, description, explicit_bucket_boundaries_advisory=list(instrument.buckets)
+        ).record
     if instrument.kind is Kind.COUNTER:
         return meter.create_counter(name, unit, description).add  # type: ignore[attr-defined, no-any-return]
     if instrument.kind is Kind.UP_DOWN_COUNTER:

@@ -17,14 +17,19 @@ def clean_value(key: str, value: object) -> AttributeValue | None:
     """Return ``value`` fit for an attribute, or None (with one warning) when it cannot be one."""
     if isinstance(value, str):
         if len(value) > MAX_VALUE_LENGTH:
-            warn_once(f"long:{key}", "llmobs: values of attribute %r are capped at %d characters",
-                      key, MAX_VALUE_LENGTH)
+            warn_once(
+                f"long:{key}", "llmobs: values of attribute %r are capped at %d characters", key, MAX_VALUE_LENGTH
+            )
             return value[:MAX_VALUE_LENGTH]
         return value
     if isinstance(value, (bool, int, float)):
         return value
-    warn_once(f"type:{key}", "llmobs: attribute %r got a %s; only str, bool, int and float are kept",
-              key, type(value).__name__)
+    warn_once(
+        f"type:{key}",
+        "llmobs: attribute %r got a %s; only str, bool, int and float are kept",
+        key,
+        type(value).__name__,
+    )
     return None
 
 

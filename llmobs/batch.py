@@ -108,9 +108,9 @@ def current_batch() -> BatchRun:
 class monitor_batch:  # noqa: N801 - used like a function, as contextlib's helpers are
     """Monitor a batch job, as a context manager or a decorator (fresh state per use)::
 
-        with llmobs.monitor_batch("nightly-embeddings", total=len(docs)) as batch:
-            for chunk in chunks:
-                embed(chunk); batch.advance(len(chunk))
+    with llmobs.monitor_batch("nightly-embeddings", total=len(docs)) as batch:
+        for chunk in chunks:
+            embed(chunk); batch.advance(len(chunk))
     """
 
     def __init__(self, name: str, total: int | None = None) -> None:
@@ -133,8 +133,9 @@ class monitor_batch:  # noqa: N801 - used like a function, as contextlib's helpe
         self._runs.append(run)
         return run
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         if not self._runs:
             return
         run = self._runs.pop()
@@ -151,6 +152,7 @@ class monitor_batch:  # noqa: N801 - used like a function, as contextlib's helpe
         """Each call of ``fn`` is one run; a generator's run lasts until it is exhausted or closed."""
         name, total = self.name, self.total
         if inspect.isasyncgenfunction(fn):
+
             @functools.wraps(fn)
             async def run_async_generator(*args: Any, **kwargs: Any) -> Any:
                 with monitor_batch(name, total):
@@ -159,6 +161,7 @@ class monitor_batch:  # noqa: N801 - used like a function, as contextlib's helpe
 
             return run_async_generator  # type: ignore[return-value]
         if inspect.isgeneratorfunction(fn):
+
             @functools.wraps(fn)
             def run_generator(*args: Any, **kwargs: Any) -> Any:
                 with monitor_batch(name, total):
@@ -166,6 +169,7 @@ class monitor_batch:  # noqa: N801 - used like a function, as contextlib's helpe
 
             return run_generator  # type: ignore[return-value]
         if inspect.iscoroutinefunction(fn):
+
             @functools.wraps(fn)
             async def run_async(*args: Any, **kwargs: Any) -> Any:
                 with monitor_batch(name, total):

@@ -14,9 +14,22 @@ PROTOCOLS = ("grpc", "http/protobuf")
 SIGNALS = ("metrics", "traces")
 EXPORTERS = ("otlp", "console", "none")
 TEMPORALITIES = ("cumulative", "delta", "lowmemory")
-OPTIONS = ("service_name", "endpoint", "protocol", "headers", "export_interval", "traces",
-           "max_series", "shutdown_timeout", "resource_attributes", "gpu", "host", "gpu_devices",
-           "collect_interval", "summary")
+OPTIONS = (
+    "service_name",
+    "endpoint",
+    "protocol",
+    "headers",
+    "export_interval",
+    "traces",
+    "max_series",
+    "shutdown_timeout",
+    "resource_attributes",
+    "gpu",
+    "host",
+    "gpu_devices",
+    "collect_interval",
+    "summary",
+)
 
 
 class ConfigError(ValueError):
@@ -61,8 +74,7 @@ def load(options: Mapping[str, Any], env: Mapping[str, str] | None = None) -> Se
     env = os.environ if env is None else env
     unknown = sorted(set(options) - set(OPTIONS))
     if unknown:
-        raise ConfigError(f"init() got unknown option(s) {', '.join(unknown)}; "
-                          f"valid options are: {', '.join(OPTIONS)}")
+        raise ConfigError(f"init() got unknown option(s) {', '.join(unknown)}; valid options are: {', '.join(OPTIONS)}")
     disabled = _flag(env, "OTEL_SDK_DISABLED")
     # Checked even when unused, so that a typo fails now rather than when it is first needed.
     _temporality(env)
@@ -103,8 +115,9 @@ def load(options: Mapping[str, Any], env: Mapping[str, str] | None = None) -> Se
         gpu=_switch(options, "gpu", env, "LLMOBS_GPU"),
         host=_switch(options, "host", env, "LLMOBS_HOST"),
         gpu_devices=_devices(options, env),
-        collect_interval=_seconds(options, "collect_interval", env, "LLMOBS_COLLECT_INTERVAL", 1.0, least=0.05,
-                                  most=3600.0),
+        collect_interval=_seconds(
+            options, "collect_interval", env, "LLMOBS_COLLECT_INTERVAL", 1.0, least=0.05, most=3600.0
+        ),
     )
 
 
@@ -134,7 +147,8 @@ def _devices(options: Mapping[str, Any], env: Mapping[str, str]) -> tuple[int, .
     if value is None:
         return None
     if not isinstance(value, (list, tuple)) or not all(
-            isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in value):
+        isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in value
+    ):
         raise ConfigError(f"{source} must list GPU indices (integers >= 0), e.g. [0, 1]")
     return tuple(value)
 
@@ -162,13 +176,16 @@ def _exporters(env: Mapping[str, str], name: str) -> tuple[str, ...] | None:
     names = tuple(part.strip().lower() for part in raw.split(",") if part.strip())
     bad = [n for n in names if n not in EXPORTERS]
     if bad:
-        raise ConfigError(f"{name} has unsupported exporter(s) {', '.join(bad)}; llmobs supports "
-                          f"{', '.join(EXPORTERS)} ('console' prints llmobs's summary)")
+        raise ConfigError(
+            f"{name} has unsupported exporter(s) {', '.join(bad)}; llmobs supports "
+            f"{', '.join(EXPORTERS)} ('console' prints llmobs's summary)"
+        )
     return names
 
 
-def _target(options: Mapping[str, Any], env: Mapping[str, str], signal: str,
-            exporters: tuple[str, ...] | None) -> OTLPTarget | None:
+def _target(
+    options: Mapping[str, Any], env: Mapping[str, str], signal: str, exporters: tuple[str, ...] | None
+) -> OTLPTarget | None:
     upper = signal.upper()
     endpoint = _endpoint_option(options, env, upper)
     wanted = "otlp" in exporters if exporters is not None else endpoint is not None
@@ -208,8 +225,7 @@ def _url(value: object, source: str) -> str:
         raise ConfigError(f"{source} must be a URL string such as http://localhost:4317")
     parsed = urlparse(value)
     if parsed.scheme not in ("http", "https") or not parsed.hostname:
-        raise ConfigError(f"{source}={value!r} is not a URL; use the form http://host:port "
-                          "(https:// for TLS)")
+        raise ConfigError(f"{source}={value!r} is not a URL; use the form http://host:port (https:// for TLS)")
     try:
         _ = parsed.port  # raises on a port out of range
     except ValueError:
@@ -243,7 +259,8 @@ def _headers(options: Mapping[str, Any], env: Mapping[str, str], upper: str) -> 
     option = options.get("headers")
     if option is not None:
         if not isinstance(option, Mapping) or not all(
-                isinstance(k, str) and _HEADER_KEY.fullmatch(k) and isinstance(v, str) for k, v in option.items()):
+            isinstance(k, str) and _HEADER_KEY.fullmatch(k) and isinstance(v, str) for k, v in option.items()
+        ):
             raise ConfigError("init(headers=...) must be a dict of header names to str values")
         headers.update({k.lower(): v for k, v in option.items()})
     return headers
@@ -254,7 +271,8 @@ def _headers(options: Mapping[str, Any], env: Mapping[str, str], upper: str) -> 
 _HEADER_KEY = re.compile(r"[\x21\x23-\x27\x2a\x2b\x2d\x2e\x30-\x39\x41-\x5a\x5e-\x7a\x7c\x7e]+")
 _HEADER_ENTRY = re.compile(
     r"[ \t]*[\x21\x23-\x27\x2a\x2b\x2d\x2e\x30-\x39\x41-\x5a\x5e-\x7a\x7c\x7e]+[ \t]*=[ \t]*"
-    r"[\x20\x21\x23-\x2b\x2d-\x3a\x3c-\x5b\x5d-\x7e]*[ \t]*")
+    r"[\x20\x21\x23-\x2b\x2d-\x3a\x3c-\x5b\x5d-\x7e]*[ \t]*"
+)
 
 
 def _parse_headers(raw: str, name: str) -> dict[str, str]:
@@ -263,8 +281,10 @@ def _parse_headers(raw: str, name: str) -> dict[str, str]:
         if not entry.strip():
             continue
         if not _HEADER_ENTRY.fullmatch(entry.strip()):
-            raise ConfigError(f"{name} is malformed at entry {position}: expected comma-separated "
-                              "key=value pairs with URL-encoded values (the values are not shown)")
+            raise ConfigError(
+                f"{name} is malformed at entry {position}: expected comma-separated "
+                "key=value pairs with URL-encoded values (the values are not shown)"
+            )
         key, _, value = entry.partition("=")
         headers[key.strip().lower()] = unquote(value.strip())
     return headers
@@ -285,8 +305,10 @@ def _timeout(env: Mapping[str, str], upper: str) -> float:
         if env.get(name, "").strip():
             seconds = _seconds({}, "", env, name, 10.0)
             if seconds < 0.1:
-                raise ConfigError(f"{name} is in milliseconds (OpenTelemetry specification): "
-                                  f"{env[name]} ms is too short to export anything; use e.g. 10000 for 10 s")
+                raise ConfigError(
+                    f"{name} is in milliseconds (OpenTelemetry specification): "
+                    f"{env[name]} ms is too short to export anything; use e.g. 10000 for 10 s"
+                )
             return seconds
     return 10.0
 
@@ -299,8 +321,15 @@ def _temporality(env: Mapping[str, str]) -> str:
     return value
 
 
-def _seconds(options: Mapping[str, Any], option: str, env: Mapping[str, str], name: str,
-             default: float, least: float = 0.001, most: float = 86_400.0) -> float:
+def _seconds(
+    options: Mapping[str, Any],
+    option: str,
+    env: Mapping[str, str],
+    name: str,
+    default: float,
+    least: float = 0.001,
+    most: float = 86_400.0,
+) -> float:
     """An option in seconds, else a variable in milliseconds (as OpenTelemetry's are), else default;
     either within [least, most] seconds."""
     if options.get(option) is not None:
@@ -316,13 +345,13 @@ def _seconds(options: Mapping[str, Any], option: str, env: Mapping[str, str], na
     except ValueError:
         millis = float("nan")
     if not least <= millis / 1000 <= most:
-        raise ConfigError(f"{name} must be a number of milliseconds from {least * 1000:g} to {most * 1000:g}, "
-                          f"got {raw!r}")
+        raise ConfigError(
+            f"{name} must be a number of milliseconds from {least * 1000:g} to {most * 1000:g}, got {raw!r}"
+        )
     return millis / 1000
 
 
-def _positive_int(options: Mapping[str, Any], option: str, env: Mapping[str, str], name: str,
-                  default: int) -> int:
+def _positive_int(options: Mapping[str, Any], option: str, env: Mapping[str, str], name: str, default: int) -> int:
     value: object = options.get(option)
     source = f"init({option}=...)"
     if value is None and env.get(name, "").strip():

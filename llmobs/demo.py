@@ -72,9 +72,11 @@ async def _load(duration: float, concurrency: int) -> None:
 def run(duration: float = 15.0, concurrency: int = 8, interval: float = 5.0) -> None:
     """Run the demo; with OTEL_EXPORTER_OTLP_ENDPOINT set the same data also goes there."""
     llmobs.init(service_name="llmobs-demo", export_interval=interval, summary=True)
-    print(f"llmobs demo: a simulated streaming model, {concurrency} concurrent clients for {duration:.0f} s; "
-          f"a summary every {interval:.0f} s (set OTEL_EXPORTER_OTLP_ENDPOINT to send it to a backend too)",
-          flush=True)
+    print(
+        f"llmobs demo: a simulated streaming model, {concurrency} concurrent clients for {duration:.0f} s; "
+        f"a summary every {interval:.0f} s (set OTEL_EXPORTER_OTLP_ENDPOINT to send it to a backend too)",
+        flush=True,
+    )
     try:
         asyncio.run(_load(duration, concurrency))
     finally:

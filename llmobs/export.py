@@ -76,8 +76,9 @@ class Points:
                 data = Sum(values, temporality, kind is Kind.COUNTER)
         return Metric(instrument.name, instrument.description, instrument.unit, data)
 
-    def _since(self, instrument: Instrument, attributes: Attributes, snap: Snapshot,
-               now: int) -> tuple[Snapshot | None, int]:
+    def _since(
+        self, instrument: Instrument, attributes: Attributes, snap: Snapshot, now: int
+    ) -> tuple[Snapshot | None, int]:
         key = (instrument.name, attributes)
         self._seen.add(key)
         previous = self._previous.get(key)
@@ -86,8 +87,9 @@ class Points:
             return None, snap.start_ns
         return previous
 
-    def _histogram_point(self, instrument: Instrument, attributes: Attributes, snap: Snapshot, now: int,
-                         delta: bool) -> HistogramDataPoint | None:
+    def _histogram_point(
+        self, instrument: Instrument, attributes: Attributes, snap: Snapshot, now: int, delta: bool
+    ) -> HistogramDataPoint | None:
         assert isinstance(snap, HistogramSnapshot)
         counts, total, count, lo, hi, start = snap.counts, snap.sum, snap.count, snap.min, snap.max, snap.start_ns
         if delta:
@@ -99,11 +101,11 @@ class Points:
                 return None
         elif count == 0:
             return None
-        return HistogramDataPoint(dict(attributes), start, now, count, total, counts,
-                                  instrument.buckets, lo, hi)  # type: ignore[arg-type]
+        return HistogramDataPoint(dict(attributes), start, now, count, total, counts, instrument.buckets, lo, hi)  # type: ignore[arg-type]
 
-    def _value_point(self, instrument: Instrument, attributes: Attributes, snap: Snapshot, now: int,
-                     delta: bool) -> NumberDataPoint | None:
+    def _value_point(
+        self, instrument: Instrument, attributes: Attributes, snap: Snapshot, now: int, delta: bool
+    ) -> NumberDataPoint | None:
         assert isinstance(snap, ValueSnapshot)
         value, start = snap.value, snap.start_ns
         if delta:
@@ -120,8 +122,9 @@ class Points:
 class PeriodicExport:
     """Every ``interval`` seconds, collect the registry and hand the points to ``exporter``."""
 
-    def __init__(self, registry: Registry, exporter: MetricExporter, points: Points,
-                 interval: float, timeout: float) -> None:
+    def __init__(
+        self, registry: Registry, exporter: MetricExporter, points: Points, interval: float, timeout: float
+    ) -> None:
         self._registry = registry
         self._exporter = exporter
         self._points = points

@@ -28,16 +28,26 @@ def monitor_inference(fn: F) -> F: ...
 
 @overload
 def monitor_inference(
-    fn: None = None, *, model: str | None = None, operation: str = "inference", provider: str = "llmobs",
-    attributes: Mapping[str, object] | None = None, usage: UsageExtractor | None = None,
+    fn: None = None,
+    *,
+    model: str | None = None,
+    operation: str = "inference",
+    provider: str = "llmobs",
+    attributes: Mapping[str, object] | None = None,
+    usage: UsageExtractor | None = None,
     chunk_tokens: Callable[[Any], int] | None = None,
 ) -> Callable[[F], F]: ...
 
 
 def monitor_inference(
-    fn: Callable[..., Any] | None = None, *, model: str | None = None, operation: str = "inference",
-    provider: str = "llmobs", attributes: Mapping[str, object] | None = None,
-    usage: UsageExtractor | None = None, chunk_tokens: Callable[[Any], int] | None = None,
+    fn: Callable[..., Any] | None = None,
+    *,
+    model: str | None = None,
+    operation: str = "inference",
+    provider: str = "llmobs",
+    attributes: Mapping[str, object] | None = None,
+    usage: UsageExtractor | None = None,
+    chunk_tokens: Callable[[Any], int] | None = None,
 ) -> Any:
     """Record latency, errors, in-flight calls, tokens, TTFT and TPOT of each call, and a span.
 
@@ -59,8 +69,14 @@ def monitor_inference(
     def decorate(target: Callable[..., Any]) -> Any:
         if isinstance(target, (classmethod, staticmethod)):
             return type(target)(decorate(target.__func__))
-        site = Site(model or str(getattr(target, "__qualname__", type(target).__qualname__)), operation, provider,
-                    attributes or {}, usage, chunk_tokens)
+        site = Site(
+            model or str(getattr(target, "__qualname__", type(target).__qualname__)),
+            operation,
+            provider,
+            attributes or {},
+            usage,
+            chunk_tokens,
+        )
         # A callable object's shape is its __call__'s (an object with ``async def __call__``).
         shape = target if inspect.isroutine(target) or not callable(target) else type(target).__call__
         if inspect.isasyncgenfunction(shape):

@@ -43,39 +43,66 @@ THROUGHPUT_BUCKETS = (1.0, 5.0, 10.0, 25.0, 50.0, 75.0, 100.0, 150.0, 200.0, 300
 BATCH_DURATION_BUCKETS = (1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 1800.0, 3600.0, 7200.0, 21600.0, 86400.0)
 
 REQUEST_DURATION = Instrument(
-    "gen_ai.server.request.duration", Kind.HISTOGRAM, "s",
-    "Time from the start of an inference call to its end.", DURATION_BUCKETS,
+    "gen_ai.server.request.duration",
+    Kind.HISTOGRAM,
+    "s",
+    "Time from the start of an inference call to its end.",
+    DURATION_BUCKETS,
 )
 TIME_TO_FIRST_TOKEN = Instrument(
-    "gen_ai.server.time_to_first_token", Kind.HISTOGRAM, "s",
-    "Time from the start of a streaming call to its first output chunk.", TTFT_BUCKETS,
+    "gen_ai.server.time_to_first_token",
+    Kind.HISTOGRAM,
+    "s",
+    "Time from the start of a streaming call to its first output chunk.",
+    TTFT_BUCKETS,
 )
 TIME_PER_OUTPUT_TOKEN = Instrument(
-    "gen_ai.server.time_per_output_token", Kind.HISTOGRAM, "s",
-    "Time per output token after the first: (duration - TTFT) / (output tokens - 1).", TPOT_BUCKETS,
+    "gen_ai.server.time_per_output_token",
+    Kind.HISTOGRAM,
+    "s",
+    "Time per output token after the first: (duration - TTFT) / (output tokens - 1).",
+    TPOT_BUCKETS,
 )
 TOKEN_USAGE = Instrument(
-    "llmobs.inference.token.usage", Kind.HISTOGRAM, "{token}",
-    "Tokens per call, by gen_ai.token.type; the rate of its sum is tokens per second.", TOKEN_BUCKETS,
+    "llmobs.inference.token.usage",
+    Kind.HISTOGRAM,
+    "{token}",
+    "Tokens per call, by gen_ai.token.type; the rate of its sum is tokens per second.",
+    TOKEN_BUCKETS,
 )
 OUTPUT_THROUGHPUT = Instrument(
-    "llmobs.inference.output_throughput", Kind.HISTOGRAM, "{token}/s",
-    "Output tokens per second of one call.", THROUGHPUT_BUCKETS,
+    "llmobs.inference.output_throughput",
+    Kind.HISTOGRAM,
+    "{token}/s",
+    "Output tokens per second of one call.",
+    THROUGHPUT_BUCKETS,
 )
 ACTIVE_REQUESTS = Instrument(
-    "llmobs.inference.active_requests", Kind.UP_DOWN_COUNTER, "{request}",
+    "llmobs.inference.active_requests",
+    Kind.UP_DOWN_COUNTER,
+    "{request}",
     "Inference calls in flight.",
 )
 
 BATCH_DURATION = Instrument(
-    "llmobs.batch.duration", Kind.HISTOGRAM, "s", "Wall time of one batch job run.", BATCH_DURATION_BUCKETS,
+    "llmobs.batch.duration",
+    Kind.HISTOGRAM,
+    "s",
+    "Wall time of one batch job run.",
+    BATCH_DURATION_BUCKETS,
 )
 BATCH_ITEMS = Instrument(
-    "llmobs.batch.items", Kind.COUNTER, "{item}", "Items a batch job processed, by llmobs.batch.outcome.",
+    "llmobs.batch.items",
+    Kind.COUNTER,
+    "{item}",
+    "Items a batch job processed, by llmobs.batch.outcome.",
 )
 BATCH_TOKENS = Instrument("llmobs.batch.tokens", Kind.COUNTER, "{token}", "Tokens a batch job processed.")
 BATCH_PROGRESS = Instrument(
-    "llmobs.batch.progress", Kind.GAUGE, "1", "Fraction of a batch job's known total that is done.",
+    "llmobs.batch.progress",
+    Kind.GAUGE,
+    "1",
+    "Fraction of a batch job's known total that is done.",
 )
 BATCH_ACTIVE = Instrument("llmobs.batch.active", Kind.UP_DOWN_COUNTER, "{batch}", "Batch jobs running now.")
 
@@ -95,22 +122,38 @@ HTTP_DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 
 BODY_SIZE_BUCKETS = tuple(float(4**i) for i in range(2, 15))
 
 HTTP_SERVER_DURATION = Instrument(
-    "http.server.request.duration", Kind.HISTOGRAM, "s",
-    "Time from a request's arrival to its response's last byte (or the client leaving).", HTTP_DURATION_BUCKETS,
+    "http.server.request.duration",
+    Kind.HISTOGRAM,
+    "s",
+    "Time from a request's arrival to its response's last byte (or the client leaving).",
+    HTTP_DURATION_BUCKETS,
 )
 HTTP_SERVER_TIME_TO_FIRST_BYTE = Instrument(
-    "llmobs.http.server.time_to_first_byte", Kind.HISTOGRAM, "s",
-    "Time from a request's arrival to its response's first body byte.", HTTP_DURATION_BUCKETS,
+    "llmobs.http.server.time_to_first_byte",
+    Kind.HISTOGRAM,
+    "s",
+    "Time from a request's arrival to its response's first body byte.",
+    HTTP_DURATION_BUCKETS,
 )
 HTTP_SERVER_ACTIVE_REQUESTS = Instrument(
-    "http.server.active_requests", Kind.UP_DOWN_COUNTER, "{request}", "HTTP requests in flight.",
+    "http.server.active_requests",
+    Kind.UP_DOWN_COUNTER,
+    "{request}",
+    "HTTP requests in flight.",
 )
 HTTP_SERVER_REQUEST_BODY_SIZE = Instrument(
-    "http.server.request.body.size", Kind.HISTOGRAM, "By",
-    "Request body size, from Content-Length when the client sent one.", BODY_SIZE_BUCKETS,
+    "http.server.request.body.size",
+    Kind.HISTOGRAM,
+    "By",
+    "Request body size, from Content-Length when the client sent one.",
+    BODY_SIZE_BUCKETS,
 )
 HTTP_SERVER_RESPONSE_BODY_SIZE = Instrument(
-    "http.server.response.body.size", Kind.HISTOGRAM, "By", "Response body bytes sent.", BODY_SIZE_BUCKETS,
+    "http.server.response.body.size",
+    Kind.HISTOGRAM,
+    "By",
+    "Response body bytes sent.",
+    BODY_SIZE_BUCKETS,
 )
 
 HTTP_METHOD = "http.request.method"
@@ -124,7 +167,10 @@ URL_PATH = "url.path"
 # Readings that conventions model as UpDownCounters (memory usage/limit, hw.status) are gauges
 # here: a gauge can be withdrawn when its reading fails or goes stale, a running sum cannot.
 GPU_UTILIZATION = Instrument(
-    "hw.gpu.utilization", Kind.GAUGE, "1", "Fraction of time the GPU, or its encoder/decoder (hw.gpu.task), was busy.",
+    "hw.gpu.utilization",
+    Kind.GAUGE,
+    "1",
+    "Fraction of time the GPU, or its encoder/decoder (hw.gpu.task), was busy.",
 )
 GPU_MEMORY_USAGE = Instrument("hw.gpu.memory.usage", Kind.GAUGE, "By", "GPU memory in use.")
 GPU_MEMORY_LIMIT = Instrument("hw.gpu.memory.limit", Kind.GAUGE, "By", "GPU memory in total.")
@@ -136,50 +182,88 @@ GPU_TEMPERATURE = Instrument("hw.temperature", Kind.GAUGE, "Cel", "GPU core temp
 GPU_ERRORS = Instrument("hw.errors", Kind.COUNTER, "{error}", "GPU memory ECC errors, by error.type.")
 GPU_STATUS = Instrument("hw.status", Kind.GAUGE, "1", "1 for the GPU's current hw.state, 0 for the others.")
 GPU_MEMORY_BANDWIDTH = Instrument(
-    "llmobs.gpu.memory.bandwidth.utilization", Kind.GAUGE, "1",
+    "llmobs.gpu.memory.bandwidth.utilization",
+    Kind.GAUGE,
+    "1",
     "Fraction of time GPU memory was being read or written.",
 )
 GPU_CLOCK = Instrument("llmobs.gpu.clock.frequency", Kind.GAUGE, "Hz", "GPU clock, by llmobs.gpu.clock.type.")
 GPU_THROTTLE = Instrument(
-    "llmobs.gpu.throttle", Kind.GAUGE, "1", "1 while llmobs.gpu.throttle.reason holds the GPU's clocks down, else 0.",
+    "llmobs.gpu.throttle",
+    Kind.GAUGE,
+    "1",
+    "1 while llmobs.gpu.throttle.reason holds the GPU's clocks down, else 0.",
 )
 GPU_PCIE_THROUGHPUT = Instrument(
-    "llmobs.gpu.pcie.throughput", Kind.GAUGE, "By/s", "PCIe throughput NVML sampled, by network.io.direction.",
+    "llmobs.gpu.pcie.throughput",
+    Kind.GAUGE,
+    "By/s",
+    "PCIe throughput NVML sampled, by network.io.direction.",
 )
 GPU_PROCESS_MEMORY = Instrument(
-    "llmobs.gpu.process.memory.usage", Kind.GAUGE, "By", "GPU memory this process uses (matched by PID).",
+    "llmobs.gpu.process.memory.usage",
+    Kind.GAUGE,
+    "By",
+    "GPU memory this process uses (matched by PID).",
 )
 COLLECTOR_ERRORS = Instrument(
-    "llmobs.collector.errors", Kind.COUNTER, "{error}", "Readings the collector could not take, by error.type.",
+    "llmobs.collector.errors",
+    Kind.COUNTER,
+    "{error}",
+    "Readings the collector could not take, by error.type.",
 )
 
 SYSTEM_CPU_UTILIZATION = Instrument(
-    "system.cpu.utilization", Kind.GAUGE, "1", "Fraction of the CPUs (the container's quota, if any) in use.",
+    "system.cpu.utilization",
+    Kind.GAUGE,
+    "1",
+    "Fraction of the CPUs (the container's quota, if any) in use.",
 )
 SYSTEM_MEMORY_USAGE = Instrument("system.memory.usage", Kind.GAUGE, "By", "Memory in use (the container's, if any).")
 SYSTEM_MEMORY_LIMIT = Instrument("system.memory.limit", Kind.GAUGE, "By", "Memory in total (the container's limit).")
 SYSTEM_MEMORY_UTILIZATION = Instrument(
-    "system.memory.utilization", Kind.GAUGE, "1", "Fraction of the memory (or the container's limit) in use.",
+    "system.memory.utilization",
+    Kind.GAUGE,
+    "1",
+    "Fraction of the memory (or the container's limit) in use.",
 )
 SYSTEM_DISK_IO = Instrument("system.disk.io", Kind.COUNTER, "By", "Disk bytes, by disk.io.direction.")
 SYSTEM_NETWORK_IO = Instrument(
-    "system.network.io", Kind.COUNTER, "By", "Network bytes, by network.interface.name and network.io.direction.",
+    "system.network.io",
+    Kind.COUNTER,
+    "By",
+    "Network bytes, by network.interface.name and network.io.direction.",
 )
 PROCESS_CPU_UTILIZATION = Instrument(
-    "process.cpu.utilization", Kind.GAUGE, "1", "Fraction of the CPUs available to this process that it used.",
+    "process.cpu.utilization",
+    Kind.GAUGE,
+    "1",
+    "Fraction of the CPUs available to this process that it used.",
 )
 PROCESS_MEMORY_USAGE = Instrument("process.memory.usage", Kind.GAUGE, "By", "This process's resident memory.")
 
 
 def _window_max(base: Instrument) -> Instrument:
     name = base.name if base.name.startswith("llmobs.") else f"llmobs.{base.name}"
-    return Instrument(f"{name}.max", Kind.GAUGE, base.unit,
-                      f"Maximum of {base.name} over the last export interval, so that a spike is not lost.")
+    return Instrument(
+        f"{name}.max",
+        Kind.GAUGE,
+        base.unit,
+        f"Maximum of {base.name} over the last export interval, so that a spike is not lost.",
+    )
 
 
-WINDOW_MAX = {base: _window_max(base) for base in (
-    GPU_UTILIZATION, GPU_MEMORY_UTILIZATION, GPU_MEMORY_BANDWIDTH, SYSTEM_CPU_UTILIZATION,
-    SYSTEM_MEMORY_UTILIZATION, PROCESS_CPU_UTILIZATION)}
+WINDOW_MAX = {
+    base: _window_max(base)
+    for base in (
+        GPU_UTILIZATION,
+        GPU_MEMORY_UTILIZATION,
+        GPU_MEMORY_BANDWIDTH,
+        SYSTEM_CPU_UTILIZATION,
+        SYSTEM_MEMORY_UTILIZATION,
+        PROCESS_CPU_UTILIZATION,
+    )
+}
 """Each utilization gauge and its companion carrying the window's maximum."""
 
 HW_ID = "hw.id"

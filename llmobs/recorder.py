@@ -82,8 +82,7 @@ def _valid_tokens(value: object) -> bool:
         kind = "negative" if value < 0 else "too large"
     else:
         kind = "not a count"
-    warn_once(f"tokens:{kind}", "llmobs: token count %r dropped (%s); counts must be integers >= 0",
-              value, kind)
+    warn_once(f"tokens:{kind}", "llmobs: token count %r dropped (%s); counts must be integers >= 0", value, kind)
     return False
 
 
@@ -156,10 +155,16 @@ class _Series:
 class Site:
     """One decorated function: its attributes and the series it records into."""
 
-    def __init__(self, model: str, operation: str, provider: str, attributes: Mapping[str, object],
-                 usage: UsageExtractor | None, chunk_tokens: Callable[[Any], int] | None) -> None:
-        self.base = freeze({**attributes, names.MODEL: model, names.OPERATION: operation,
-                            names.PROVIDER: provider})
+    def __init__(
+        self,
+        model: str,
+        operation: str,
+        provider: str,
+        attributes: Mapping[str, object],
+        usage: UsageExtractor | None,
+        chunk_tokens: Callable[[Any], int] | None,
+    ) -> None:
+        self.base = freeze({**attributes, names.MODEL: model, names.OPERATION: operation, names.PROVIDER: provider})
         self.span_name = f"{operation} {model}"
         self.usage = usage
         self.chunk_tokens = chunk_tokens
@@ -192,12 +197,20 @@ class Site:
 
     def _start_span(self, call: Inference, attach: bool) -> None:
         call.span = span = self.tracer.start_span(  # type: ignore[union-attr]
-            self.span_name, kind=SpanKind.INTERNAL, attributes=dict(self.base))
+            self.span_name, kind=SpanKind.INTERNAL, attributes=dict(self.base)
+        )
         if attach:
             call.scope = otel_context.attach(trace.set_span_in_context(span))
 
-    def end(self, call: Inference, outcome: BaseException | str | None, result: Any = None,
-            first_token: float | None = None, chunks: int | None = None, first_chunk: int = 1) -> None:
+    def end(
+        self,
+        call: Inference,
+        outcome: BaseException | str | None,
+        result: Any = None,
+        first_token: float | None = None,
+        chunks: int | None = None,
+        first_chunk: int = 1,
+    ) -> None:
         """Record a finished call. ``outcome``: None, the exception, or CLIENT_CLOSED/CANCELLED.
         Streams pass when their first chunk came, the tokens counted, and the first chunk's tokens."""
         try:
@@ -208,8 +221,12 @@ class Site:
                 otel_context.detach(call.scope)  # type: ignore[arg-type]
             if outcome is None and chunks is None and (self.usage is not None or type(result) not in NO_USAGE):
                 if inspect.isawaitable(result):
-                    warn_once(f"awaitable:{self.span_name}", "llmobs: %r returned an awaitable, so only its "
-                              "creation is timed; decorate the async def itself", self.span_name)
+                    warn_once(
+                        f"awaitable:{self.span_name}",
+                        "llmobs: %r returned an awaitable, so only its "
+                        "creation is timed; decorate the async def itself",
+                        self.span_name,
+                    )
                 else:
                     self._tokens_from(call, result)
             self._record(call, outcome, now - call.start, first_token, chunks, first_chunk)
@@ -221,8 +238,15 @@ class Site:
             except Exception:
                 report("inference span end")
 
-    def _record(self, call: Inference, outcome: BaseException | str | None, duration: float,
-                first_token: float | None, chunks: int | None, first_chunk: int) -> None:
+    def _record(
+        self,
+        call: Inference,
+        outcome: BaseException | str | None,
+        duration: float,
+        first_token: float | None,
+        chunks: int | None,
+        first_chunk: int,
+    ) -> None:
         if call.attributes is None:
             attrs, series = self.base, self.bound
         else:
@@ -274,8 +298,10 @@ class Site:
                 usage = result.get("usage") if isinstance(result, dict) else getattr(result, "usage", None)
                 if usage is None:
                     return
-                counts = (_field(usage, "prompt_tokens", "input_tokens"),
-                          _field(usage, "completion_tokens", "output_tokens"))
+                counts = (
+                    _field(usage, "prompt_tokens", "input_tokens"),
+                    _field(usage, "completion_tokens", "output_tokens"),
+                )
             call.record_tokens(*counts)
         except Exception:
             report("token extraction")

@@ -72,22 +72,30 @@ def init(service_name: str | None = None, **options: Any) -> None:
     with state.lock:
         if state.settings is not None:
             if settings != state.settings:
-                logger.warning("llmobs: init() was already called; the new settings are ignored "
-                               "(call llmobs.shutdown() first to change them)")
+                logger.warning(
+                    "llmobs: init() was already called; the new settings are ignored "
+                    "(call llmobs.shutdown() first to change them)"
+                )
             return
         try:
             _start(settings)
         except Exception as exc:
             shutdown(timeout=0)  # nothing half-started stays behind; a corrected init() starts afresh
-            raise config.ConfigError(f"llmobs could not start its exporters ({type(exc).__name__}: {exc}); "
-                                     "check the OTEL_EXPORTER_OTLP_* variables") from exc
+            raise config.ConfigError(
+                f"llmobs could not start its exporters ({type(exc).__name__}: {exc}); "
+                "check the OTEL_EXPORTER_OTLP_* variables"
+            ) from exc
         if not state.atexit_registered:
             state.atexit_registered = True
             atexit.register(shutdown)
 
 
-def _start(settings: config.Settings, metric_exporters: Sequence[Any] = (),
-           span_exporters: Sequence[Any] = (), resource: Resource | None = None) -> None:
+def _start(
+    settings: config.Settings,
+    metric_exporters: Sequence[Any] = (),
+    span_exporters: Sequence[Any] = (),
+    resource: Resource | None = None,
+) -> None:
     """Build everything ``settings`` asks for; the exporters given here come in addition
     (``llmobs.testing`` passes in-memory ones)."""
     state.settings = settings
@@ -147,8 +155,9 @@ def _registry(settings: config.Settings, resource: Resource, extra: Sequence[Any
 def _export(registry: Registry, exporter: Any, resource: Resource, delta: bool, settings: config.Settings) -> None:
     from .export import PeriodicExport, Points
 
-    state.exports.append(PeriodicExport(registry, exporter, Points(resource, delta), settings.export_interval,
-                                        settings.export_timeout))
+    state.exports.append(
+        PeriodicExport(registry, exporter, Points(resource, delta), settings.export_interval, settings.export_timeout)
+    )
 
 
 def _tracer(settings: config.Settings, resource: Resource, extra: Sequence[Any]) -> trace.Tracer | None:
@@ -178,8 +187,12 @@ def _tracer(settings: config.Settings, resource: Resource, extra: Sequence[Any])
 
 def _installed(provider: object) -> bool:
     """True when the application set a real global provider (e.g. via opentelemetry-instrument)."""
-    return type(provider).__name__ not in ("ProxyTracerProvider", "_ProxyMeterProvider",
-                                           "NoOpTracerProvider", "NoOpMeterProvider")
+    return type(provider).__name__ not in (
+        "ProxyTracerProvider",
+        "_ProxyMeterProvider",
+        "NoOpTracerProvider",
+        "NoOpMeterProvider",
+    )
 
 
 def shutdown(timeout: float | None = None) -> bool:

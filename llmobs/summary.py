@@ -65,9 +65,14 @@ class _Model:
 
 
 GIB = 2**30
-_GPU_FIELDS = {names.GPU_UTILIZATION.name: "util", names.WINDOW_MAX[names.GPU_UTILIZATION].name: "max",
-               names.GPU_MEMORY_USAGE.name: "used", names.GPU_MEMORY_LIMIT.name: "limit",
-               names.GPU_POWER.name: "power", names.GPU_TEMPERATURE.name: "temperature"}
+_GPU_FIELDS = {
+    names.GPU_UTILIZATION.name: "util",
+    names.WINDOW_MAX[names.GPU_UTILIZATION].name: "max",
+    names.GPU_MEMORY_USAGE.name: "used",
+    names.GPU_MEMORY_LIMIT.name: "limit",
+    names.GPU_POWER.name: "power",
+    names.GPU_TEMPERATURE.name: "temperature",
+}
 _HOST_FIELDS = {names.SYSTEM_CPU_UTILIZATION.name: "cpu", names.SYSTEM_MEMORY_UTILIZATION.name: "mem"}
 
 
@@ -185,18 +190,19 @@ def render(metrics: Iterator[Metric], elapsed: float) -> list[str]:
         return []
     lines = [f"llmobs {time.strftime('%H:%M:%S')}  last {elapsed:.0f}s"]
     if active:
-        lines.append(f"  {'model':<24}{'calls':>7}{'err%':>7}{'p50':>9}{'p95':>9}{'p99':>9}"
-                     f"{'ttft p50/p95':>17}{'tok/s':>9}")
+        lines.append(
+            f"  {'model':<24}{'calls':>7}{'err%':>7}{'p50':>9}{'p95':>9}{'p99':>9}{'ttft p50/p95':>17}{'tok/s':>9}"
+        )
         for name, m in sorted(active.items()):
             ttft = f"{_t(m.ttft.quantile(0.5))}/{_t(m.ttft.quantile(0.95))}" if m.ttft.counts else "-"
             lines.append(
                 f"  {name[:23]:<24}{m.calls:>7}{100 * m.errors / m.calls:>6.1f}%"
                 f"{_t(m.latency.quantile(0.5)):>9}{_t(m.latency.quantile(0.95)):>9}"
-                f"{_t(m.latency.quantile(0.99)):>9}{ttft:>17}{_rate(m.output_tokens, elapsed):>9}")
+                f"{_t(m.latency.quantile(0.99)):>9}{ttft:>17}{_rate(m.output_tokens, elapsed):>9}"
+            )
     for name, b in sorted(busy.items()):
         progress = f", {100 * b.progress:.0f}% done" if b.progress is not None else ""
-        lines.append(f"  batch {name}: {b.done:.0f} items ({b.done / elapsed:.1f}/s), "
-                     f"{b.failed:.0f} failed{progress}")
+        lines.append(f"  batch {name}: {b.done:.0f} items ({b.done / elapsed:.1f}/s), {b.failed:.0f} failed{progress}")
     return lines + resources.lines()
 
 

@@ -51,9 +51,15 @@ class Telemetry:
         runtime.force_flush()
         data = self._metrics.data
         want = (attributes or {}).items()
-        return [point for rm in (data.resource_metrics if data else []) for sm in rm.scope_metrics
-                for metric in sm.metrics if metric.name == name for point in metric.data.data_points
-                if all((point.attributes or {}).get(k) == v for k, v in want)]
+        return [
+            point
+            for rm in (data.resource_metrics if data else [])
+            for sm in rm.scope_metrics
+            for metric in sm.metrics
+            if metric.name == name
+            for point in metric.data.data_points
+            if all((point.attributes or {}).get(k) == v for k, v in want)
+        ]
 
     def spans(self) -> list[ReadableSpan]:
         """Finished spans, oldest first."""
@@ -67,8 +73,10 @@ def capture(traces: bool = True) -> Iterator[Telemetry]:
     shut it down afterwards. llmobs must not be running already."""
     if runtime.state.settings is not None:
         raise RuntimeError("llmobs is already initialized: call llmobs.shutdown() before capture()")
-    settings = config.load({"summary": False, "gpu": False, "host": False, "export_interval": 3600,
-                            "traces": None if traces else False}, env={})
+    settings = config.load(
+        {"summary": False, "gpu": False, "host": False, "export_interval": 3600, "traces": None if traces else False},
+        env={},
+    )
     metrics, spans = _LastExport(), InMemorySpanExporter()
     with runtime.state.lock:
         runtime.state.registry = Registry()  # only what happens inside the block

@@ -9,11 +9,25 @@ import llmobs
 
 
 def test_public_names() -> None:
-    assert sorted(llmobs.__all__) == sorted([
-        "ASGIMiddleware", "BatchRun", "ConfigError", "Inference", "WSGIMiddleware", "__version__",
-        "current_batch", "current_inference", "force_flush", "init", "instrument_fastapi", "instrument_flask",
-        "monitor_batch", "monitor_inference", "shutdown",
-    ])
+    assert sorted(llmobs.__all__) == sorted(
+        [
+            "ASGIMiddleware",
+            "BatchRun",
+            "ConfigError",
+            "Inference",
+            "WSGIMiddleware",
+            "__version__",
+            "current_batch",
+            "current_inference",
+            "force_flush",
+            "init",
+            "instrument_fastapi",
+            "instrument_flask",
+            "monitor_batch",
+            "monitor_inference",
+            "shutdown",
+        ]
+    )
     assert all(hasattr(llmobs, name) for name in llmobs.__all__)
 
 

@@ -12,22 +12,33 @@ from tests.otlp_receiver import OTLPReceiver
 def test_demo_prints_the_summary_and_exports(receiver: OTLPReceiver) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "LLMOBS_"))}
     env.update(OTEL_EXPORTER_OTLP_ENDPOINT=receiver.http_endpoint, OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf")
-    result = subprocess.run([sys.executable, "-m", "llmobs.cli", "demo", "--duration", "2", "--interval", "1",
-                             "--concurrency", "4"], env=env, capture_output=True, text=True, timeout=60, check=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "llmobs.cli", "demo", "--duration", "2", "--interval", "1", "--concurrency", "4"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     assert "llmobs demo:" in result.stdout
     rows = [line.split() for line in result.stderr.splitlines() if line.strip().startswith("demo-llm-8b")]
     assert rows and all(int(row[1]) > 0 for row in rows), result.stderr
     assert "Traceback" not in result.stderr
-    durations = [p for p in receiver.metrics() if p.name == "gen_ai.server.request.duration"
-                 and p.attributes.get("gen_ai.request.model") == "demo-llm-8b"]
+    durations = [
+        p
+        for p in receiver.metrics()
+        if p.name == "gen_ai.server.request.duration" and p.attributes.get("gen_ai.request.model") == "demo-llm-8b"
+    ]
     assert durations and durations[-1].resource["service.name"] == "llmobs-demo"
-    exported_calls = sum(p.count for p in receiver.latest("gen_ai.server.request.duration",
-                                                          {"gen_ai.request.model": "demo-llm-8b"}))
+    exported_calls = sum(
+        p.count for p in receiver.latest("gen_ai.server.request.duration", {"gen_ai.request.model": "demo-llm-8b"})
+    )
     assert exported_calls == sum(int(row[1]) for row in rows)  # the summary and OTLP agree
     assert receiver.spans(), "with an endpoint, the demo's calls are traced too"
 
 
 def test_demo_rejects_bad_arguments() -> None:
-    result = subprocess.run([sys.executable, "-m", "llmobs.cli", "demo", "--duration", "0"],
-                            capture_output=True, text=True, timeout=30)
+    result = subprocess.run(
+        [sys.executable, "-m", "llmobs.cli", "demo", "--duration", "0"], capture_output=True, text=True, timeout=30
+    )
     assert result.returncode == 2 and "--duration and --interval must be positive" in result.stderr

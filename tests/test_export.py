@@ -15,8 +15,13 @@ ATTRS = ((names.INTERFACE, "veth0"),)
 
 def values(points: Points, registry: Registry) -> list[float]:
     data = points.build(registry.collect())
-    return [p.value for rm in data.resource_metrics for sm in rm.scope_metrics for m in sm.metrics
-            for p in m.data.data_points]
+    return [
+        p.value
+        for rm in data.resource_metrics
+        for sm in rm.scope_metrics
+        for m in sm.metrics
+        for p in m.data.data_points
+    ]
 
 
 def test_delta_of_a_series_that_started_over_is_its_new_value() -> None:

@@ -90,18 +90,20 @@ def test_second_init_is_harmless(otlp: Any, caplog: pytest.LogCaptureFixture) ->
     receiver = otlp(traces=False)
     exports = list(runtime.state.exports)
     with caplog.at_level(logging.WARNING, logger="llmobs"):
-        llmobs.init(service_name="test", endpoint=receiver.grpc_endpoint, protocol="grpc",
-                    export_interval=3600, traces=False)
+        llmobs.init(
+            service_name="test", endpoint=receiver.grpc_endpoint, protocol="grpc", export_interval=3600, traces=False
+        )
         llmobs.init(service_name="other")
     assert runtime.state.exports == exports
     assert [r.getMessage() for r in caplog.records] == [
-        "llmobs: init() was already called; the new settings are ignored "
-        "(call llmobs.shutdown() first to change them)"]
+        "llmobs: init() was already called; the new settings are ignored (call llmobs.shutdown() first to change them)"
+    ]
 
 
 @pytest.mark.parametrize("mode", ["refuse", "hang"])
-def test_dead_backend_slows_no_call_and_shutdown_is_bounded(otlp: Any, mode: str,
-                                                           caplog: pytest.LogCaptureFixture) -> None:
+def test_dead_backend_slows_no_call_and_shutdown_is_bounded(
+    otlp: Any, mode: str, caplog: pytest.LogCaptureFixture
+) -> None:
     receiver = otlp(traces=True, export_interval=0.05, headers={"authorization": f"Bearer {SECRET}"})
     receiver.mode = mode  # type: ignore[assignment]
     caplog.set_level(logging.DEBUG)
@@ -158,25 +160,35 @@ def run_python(code: str, receiver: OTLPReceiver, **env: str) -> subprocess.Comp
     """Run ``code`` in a fresh interpreter (fork, exit and global providers need one)."""
     full_env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "LLMOBS_"))}
     full_env.update(env, RECEIVER_GRPC=receiver.grpc_endpoint, RECEIVER_HTTP=receiver.http_endpoint)
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=full_env, capture_output=True,
-                          text=True, timeout=60, check=True)
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
 
 
 def test_exit_flushes_without_shutdown(receiver: OTLPReceiver) -> None:
-    run_python("""
+    run_python(
+        """
         import os, llmobs
         llmobs.init(service_name="exiting", endpoint=os.environ["RECEIVER_GRPC"], export_interval=3600)
         @llmobs.monitor_inference(model="m", operation="chat")
         def predict(): pass
         for _ in range(7): predict()
-    """, receiver)
+    """,
+        receiver,
+    )
     duration = one(receiver, "gen_ai.server.request.duration", BASE)
     assert duration.count == 7 and duration.resource["service.name"] == "exiting"
     assert len(receiver.spans()) == 7
 
 
 def test_forked_child_exports_as_its_own_instance(receiver: OTLPReceiver) -> None:
-    run_python("""
+    run_python(
+        """
         import os, llmobs
         llmobs.init(service_name="forking", endpoint=os.environ["RECEIVER_HTTP"], protocol="http/protobuf",
                     export_interval=3600, traces=False)
@@ -190,7 +202,9 @@ def test_forked_child_exports_as_its_own_instance(receiver: OTLPReceiver) -> Non
             os._exit(0)
         os.waitpid(pid, 0)
         predict()
-    """, receiver)
+    """,
+        receiver,
+    )
     points = [p for p in receiver.metrics() if p.name == "gen_ai.server.request.duration"]
     by_instance: dict[str, int] = {}
     for p in points:
@@ -199,7 +213,8 @@ def test_forked_child_exports_as_its_own_instance(receiver: OTLPReceiver) -> Non
 
 
 def test_application_providers_are_used_not_replaced(receiver: OTLPReceiver) -> None:
-    result = run_python("""
+    result = run_python(
+        """
         from opentelemetry import metrics, trace
         from opentelemetry.sdk.metrics import MeterProvider
         from opentelemetry.sdk.metrics.export import InMemoryMetricReader
@@ -221,7 +236,9 @@ def test_application_providers_are_used_not_replaced(receiver: OTLPReceiver) -> 
         print(found["gen_ai.server.request.duration"].data.data_points[0].count)
         print(found["llmobs.inference.token.usage"].data.data_points[0].sum)
         print(len(spans.get_finished_spans()), trace.get_tracer_provider() is tracer_provider)
-    """, receiver)
+    """,
+        receiver,
+    )
     assert result.stdout.split() == ["3", "12", "3", "True"]
 
 
@@ -237,7 +254,8 @@ def test_failed_init_leaves_nothing_behind(monkeypatch: pytest.MonkeyPatch, otlp
 
 
 def test_a_call_in_flight_across_fork_ends_in_the_child(receiver: OTLPReceiver) -> None:
-    result = run_python("""
+    result = run_python(
+        """
         import os, threading, llmobs
         from llmobs import runtime
         llmobs.init(export_interval=3600, summary=False, gpu=False, host=False, traces=False)
@@ -262,5 +280,7 @@ def test_a_call_in_flight_across_fork_ends_in_the_child(receiver: OTLPReceiver) 
         if predict(fork=True) == "child":
             os._exit(0)  # reached only if the child's call could end
         print("done")
-    """, receiver)
+    """,
+        receiver,
+    )
     assert result.stdout.split() == ["done"]

@@ -33,8 +33,14 @@ def test_render_rows_for_models_and_batches() -> None:
         histogram(names.REQUEST_DURATION.name, model, ok, 0.135),
         histogram(names.REQUEST_DURATION.name, {**model, names.ERROR_TYPE: "ValueError"}, failed, 0.05),
         histogram(names.TOKEN_USAGE.name, {**model, names.TOKEN_TYPE: "output"}, [0, 0, 10] + [0] * 12, 400),
-        Metric(names.BATCH_ITEMS.name, "", "{item}", SumData([NumberDataPoint(
-            {names.BATCH_NAME: "nightly", names.BATCH_OUTCOME: "success"}, 0, 1, 50)], DELTA, True)),
+        Metric(
+            names.BATCH_ITEMS.name,
+            "",
+            "{item}",
+            SumData(
+                [NumberDataPoint({names.BATCH_NAME: "nightly", names.BATCH_OUTCOME: "success"}, 0, 1, 50)], DELTA, True
+            ),
+        ),
     ]
     lines = render(iter(metrics), elapsed=10.0)
     row = next(line for line in lines if line.strip().startswith("llama")).split()

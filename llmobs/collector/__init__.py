@@ -25,8 +25,9 @@ class Collector:
         self._interval = settings.collect_interval
         self._lock = HostLock()
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(settings, registry), name="llmobs-collector",
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, args=(settings, registry), name="llmobs-collector", daemon=True
+        )
         self._thread.start()
 
     def stop(self, deadline: float) -> None:

@@ -22,22 +22,33 @@ NOT_SUPPORTED, NO_PERMISSION, FUNCTION_NOT_FOUND = 3, 4, 13  # NVML_ERROR_*: the
 LOST = ("gpu_is_lost", "reset_required")  # stop asking this device; fetch its handle again next sample
 STATES = ("ok", "degraded", "failed")
 # Bits of nvmlClocksEventReason* (formerly nvmlClocksThrottleReason*).
-REASONS = (("gpu_idle", 0x1), ("applications_clocks_setting", 0x2), ("sw_power_cap", 0x4), ("hw_slowdown", 0x8),
-           ("sync_boost", 0x10), ("sw_thermal_slowdown", 0x20), ("hw_thermal_slowdown", 0x40),
-           ("hw_power_brake_slowdown", 0x80), ("display_clock_setting", 0x100))
+REASONS = (
+    ("gpu_idle", 0x1),
+    ("applications_clocks_setting", 0x2),
+    ("sw_power_cap", 0x4),
+    ("hw_slowdown", 0x8),
+    ("sync_boost", 0x10),
+    ("sw_thermal_slowdown", 0x20),
+    ("hw_thermal_slowdown", 0x40),
+    ("hw_power_brake_slowdown", 0x80),
+    ("display_clock_setting", 0x100),
+)
 PCIE_BYTES = 197, 198  # NVML_FI_DEV_PCIE_COUNT_TX_BYTES, _RX_BYTES
 
 
-def _field(instrument: names.Instrument, extra: tuple[tuple[str, str], ...], scale: float,
-           call: Callable[[Any, Any], float]) -> Reader:
+def _field(
+    instrument: names.Instrument, extra: tuple[tuple[str, str], ...], scale: float, call: Callable[[Any, Any], float]
+) -> Reader:
     """A reader for one NVML call that returns one number."""
     return lambda nvml, h, a: [(instrument, extend(a, *extra), call(nvml, h) * scale)]
 
 
 def _utilization(nvml: Any, h: Any, a: Attributes) -> list[Value]:
     rates = nvml.nvmlDeviceGetUtilizationRates(h)
-    return [(names.GPU_UTILIZATION, extend(a, (names.GPU_TASK, "general")), rates.gpu / 100),
-            (names.GPU_MEMORY_BANDWIDTH, a, rates.memory / 100)]
+    return [
+        (names.GPU_UTILIZATION, extend(a, (names.GPU_TASK, "general")), rates.gpu / 100),
+        (names.GPU_MEMORY_BANDWIDTH, a, rates.memory / 100),
+    ]
 
 
 def _memory(nvml: Any, h: Any, a: Attributes) -> list[Value]:
@@ -53,14 +64,19 @@ def _throttle(nvml: Any, h: Any, a: Attributes) -> list[Value]:
         mask = nvml.nvmlDeviceGetCurrentClocksEventReasons(h)
     except nvml.NVMLError_FunctionNotFound:  # drivers before 535
         mask = nvml.nvmlDeviceGetCurrentClocksThrottleReasons(h)
-    return [(names.GPU_THROTTLE, extend(a, (names.THROTTLE_REASON, reason)), float(bool(mask & bit)))
-            for reason, bit in REASONS]
+    return [
+        (names.GPU_THROTTLE, extend(a, (names.THROTTLE_REASON, reason)), float(bool(mask & bit)))
+        for reason, bit in REASONS
+    ]
 
 
 def _pcie_bytes(nvml: Any, h: Any, a: Attributes) -> list[Value]:
     fields = nvml.nvmlDeviceGetFieldValues(h, list(PCIE_BYTES))
-    return [(names.GPU_IO, extend(a, (names.IO_DIRECTION, direction)), f.value.ullVal)
-            for direction, f in zip(("transmit", "receive"), fields, strict=True) if f.nvmlReturn == 0]
+    return [
+        (names.GPU_IO, extend(a, (names.IO_DIRECTION, direction)), f.value.ullVal)
+        for direction, f in zip(("transmit", "receive"), fields, strict=True)
+        if f.nvmlReturn == 0
+    ]
 
 
 DEVICE_READERS: tuple[Reader, ...] = (
@@ -68,35 +84,69 @@ DEVICE_READERS: tuple[Reader, ...] = (
     _memory,
     _throttle,
     _pcie_bytes,
-    _field(names.GPU_UTILIZATION, ((names.GPU_TASK, "encoder"),), 0.01,
-           lambda n, h: n.nvmlDeviceGetEncoderUtilization(h)[0]),
-    _field(names.GPU_UTILIZATION, ((names.GPU_TASK, "decoder"),), 0.01,
-           lambda n, h: n.nvmlDeviceGetDecoderUtilization(h)[0]),
+    _field(
+        names.GPU_UTILIZATION,
+        ((names.GPU_TASK, "encoder"),),
+        0.01,
+        lambda n, h: n.nvmlDeviceGetEncoderUtilization(h)[0],
+    ),
+    _field(
+        names.GPU_UTILIZATION,
+        ((names.GPU_TASK, "decoder"),),
+        0.01,
+        lambda n, h: n.nvmlDeviceGetDecoderUtilization(h)[0],
+    ),
     _field(names.GPU_TEMPERATURE, (), 1, lambda n, h: n.nvmlDeviceGetTemperature(h, n.NVML_TEMPERATURE_GPU)),
     _field(names.GPU_POWER, (), 1e-3, lambda n, h: n.nvmlDeviceGetPowerUsage(h)),
     _field(names.GPU_ENERGY, (), 1e-3, lambda n, h: n.nvmlDeviceGetTotalEnergyConsumption(h)),
-    _field(names.GPU_CLOCK, ((names.CLOCK_TYPE, "sm"),), 1e6,
-           lambda n, h: n.nvmlDeviceGetClockInfo(h, n.NVML_CLOCK_SM)),
-    _field(names.GPU_CLOCK, ((names.CLOCK_TYPE, "memory"),), 1e6,
-           lambda n, h: n.nvmlDeviceGetClockInfo(h, n.NVML_CLOCK_MEM)),
-    _field(names.GPU_ERRORS, ((names.ERROR_TYPE, "corrected"),), 1, lambda n, h: n.nvmlDeviceGetTotalEccErrors(
-        h, n.NVML_MEMORY_ERROR_TYPE_CORRECTED, n.NVML_VOLATILE_ECC)),
-    _field(names.GPU_ERRORS, ((names.ERROR_TYPE, "uncorrected"),), 1, lambda n, h: n.nvmlDeviceGetTotalEccErrors(
-        h, n.NVML_MEMORY_ERROR_TYPE_UNCORRECTED, n.NVML_VOLATILE_ECC)),
-    _field(names.GPU_PCIE_THROUGHPUT, ((names.IO_DIRECTION, "transmit"),), 1024,
-           lambda n, h: n.nvmlDeviceGetPcieThroughput(h, n.NVML_PCIE_UTIL_TX_BYTES)),
-    _field(names.GPU_PCIE_THROUGHPUT, ((names.IO_DIRECTION, "receive"),), 1024,
-           lambda n, h: n.nvmlDeviceGetPcieThroughput(h, n.NVML_PCIE_UTIL_RX_BYTES)),
+    _field(
+        names.GPU_CLOCK, ((names.CLOCK_TYPE, "sm"),), 1e6, lambda n, h: n.nvmlDeviceGetClockInfo(h, n.NVML_CLOCK_SM)
+    ),
+    _field(
+        names.GPU_CLOCK,
+        ((names.CLOCK_TYPE, "memory"),),
+        1e6,
+        lambda n, h: n.nvmlDeviceGetClockInfo(h, n.NVML_CLOCK_MEM),
+    ),
+    _field(
+        names.GPU_ERRORS,
+        ((names.ERROR_TYPE, "corrected"),),
+        1,
+        lambda n, h: n.nvmlDeviceGetTotalEccErrors(h, n.NVML_MEMORY_ERROR_TYPE_CORRECTED, n.NVML_VOLATILE_ECC),
+    ),
+    _field(
+        names.GPU_ERRORS,
+        ((names.ERROR_TYPE, "uncorrected"),),
+        1,
+        lambda n, h: n.nvmlDeviceGetTotalEccErrors(h, n.NVML_MEMORY_ERROR_TYPE_UNCORRECTED, n.NVML_VOLATILE_ECC),
+    ),
+    _field(
+        names.GPU_PCIE_THROUGHPUT,
+        ((names.IO_DIRECTION, "transmit"),),
+        1024,
+        lambda n, h: n.nvmlDeviceGetPcieThroughput(h, n.NVML_PCIE_UTIL_TX_BYTES),
+    ),
+    _field(
+        names.GPU_PCIE_THROUGHPUT,
+        ((names.IO_DIRECTION, "receive"),),
+        1024,
+        lambda n, h: n.nvmlDeviceGetPcieThroughput(h, n.NVML_PCIE_UTIL_RX_BYTES),
+    ),
 )
 """Device-level readings, taken by the host lock's holder only."""
 
 
 def _process_memory(pid: int) -> Reader:
     """This process's GPU memory, found by PID (per-process readings come from every process)."""
+
     def read(nvml: Any, h: Any, a: Attributes) -> list[Value]:
-        used = [p.usedGpuMemory for p in nvml.nvmlDeviceGetComputeRunningProcesses(h)
-                if p.pid == pid and p.usedGpuMemory is not None]
+        used = [
+            p.usedGpuMemory
+            for p in nvml.nvmlDeviceGetComputeRunningProcesses(h)
+            if p.pid == pid and p.usedGpuMemory is not None
+        ]
         return [(names.GPU_PROCESS_MEMORY, a, sum(used))] if used else []
+
     return read
 
 
@@ -104,8 +154,11 @@ class _Device:
     def __init__(self, index: int) -> None:
         self.index = index
         self.handle: Any = None
-        self.attributes: Attributes = ((names.HW_ID, f"gpu{index}"), (names.HW_NAME, f"gpu{index}"),
-                                       (names.HW_TYPE, "gpu"))
+        self.attributes: Attributes = (
+            (names.HW_ID, f"gpu{index}"),
+            (names.HW_NAME, f"gpu{index}"),
+            (names.HW_TYPE, "gpu"),
+        )
 
 
 class GpuSource:
@@ -155,20 +208,23 @@ class GpuSource:
         indices = range(count) if self._wanted is None else self._wanted
         missing = [i for i in indices if i >= count]
         if missing:
-            warn_once("gpu-devices", "llmobs: GPU index(es) %s not present (%d GPUs); they are skipped",
-                      missing, count)
+            warn_once("gpu-devices", "llmobs: GPU index(es) %s not present (%d GPUs); they are skipped", missing, count)
         self._devices = [_Device(i) for i in indices if i < count]
         return []
 
     def _read_device(self, device: _Device, holder: bool, reading: Reading) -> None:
         errors, values = len(reading.errors), len(reading.values)
-        error = None if device.handle is not None else reading.add(
-            partial(self._connect, device), _classify, device.attributes)
+        error = (
+            None
+            if device.handle is not None
+            else reading.add(partial(self._connect, device), _classify, device.attributes)
+        )
         answered = 0
         if error is None:
             for read in (*DEVICE_READERS, self._process) if holder else (self._process,):
-                error = reading.add(partial(read, self._nvml, device.handle, device.attributes), _classify,
-                                    device.attributes)
+                error = reading.add(
+                    partial(read, self._nvml, device.handle, device.attributes), _classify, device.attributes
+                )
                 if error in LOST:  # what it answered before is not to be trusted either
                     device.handle = None
                     del reading.values[values:]
@@ -176,15 +232,21 @@ class GpuSource:
                 answered += error is None  # "not supported" is an answer too
         if holder:
             state = _state(error in LOST or not answered, len(reading.errors) > errors)
-            reading.values += [(names.GPU_STATUS, extend(device.attributes, (names.HW_STATE, s)), float(s == state))
-                               for s in STATES]
+            reading.values += [
+                (names.GPU_STATUS, extend(device.attributes, (names.HW_STATE, s)), float(s == state)) for s in STATES
+            ]
 
     def _connect(self, device: _Device) -> list[Value]:
         nvml = self._nvml
         handle = nvml.nvmlDeviceGetHandleByIndex(device.index)
         model, uuid = nvml.nvmlDeviceGetName(handle), nvml.nvmlDeviceGetUUID(handle)
-        device.attributes = ((names.HW_ID, uuid), (names.HW_MODEL, model), (names.HW_NAME, f"gpu{device.index}"),
-                             (names.HW_TYPE, "gpu"), (names.HW_VENDOR, "NVIDIA"))
+        device.attributes = (
+            (names.HW_ID, uuid),
+            (names.HW_MODEL, model),
+            (names.HW_NAME, f"gpu{device.index}"),
+            (names.HW_TYPE, "gpu"),
+            (names.HW_VENDOR, "NVIDIA"),
+        )
         device.handle = handle
         return []
 
@@ -205,7 +267,10 @@ def _error_name(exc: Exception) -> str:
 def _classify(exc: Exception) -> str | None:
     """The error type to count; None for a field this device does not have."""
     if type(exc).__name__.startswith("NVMLError") and getattr(exc, "value", None) in (
-            NOT_SUPPORTED, NO_PERMISSION, FUNCTION_NOT_FOUND):
+        NOT_SUPPORTED,
+        NO_PERMISSION,
+        FUNCTION_NOT_FOUND,
+    ):
         return None
     return _error_name(exc)
 

@@ -79,20 +79,28 @@ class HostSource:
         if limit is None or used is None:
             memory = psutil.virtual_memory()
             limit, used = memory.total, memory.total - memory.available
-        return [(names.SYSTEM_MEMORY_LIMIT, (), limit), (names.SYSTEM_MEMORY_USAGE, USED, used),
-                (names.SYSTEM_MEMORY_UTILIZATION, USED, used / limit)]
+        return [
+            (names.SYSTEM_MEMORY_LIMIT, (), limit),
+            (names.SYSTEM_MEMORY_USAGE, USED, used),
+            (names.SYSTEM_MEMORY_UTILIZATION, USED, used / limit),
+        ]
 
     def _disk(self) -> list[Value]:
         disk = psutil.disk_io_counters()
         if disk is None:  # no disks at all
             return []
-        return [(names.SYSTEM_DISK_IO, ((names.DISK_DIRECTION, "read"),), disk.read_bytes),
-                (names.SYSTEM_DISK_IO, ((names.DISK_DIRECTION, "write"),), disk.write_bytes)]
+        return [
+            (names.SYSTEM_DISK_IO, ((names.DISK_DIRECTION, "read"),), disk.read_bytes),
+            (names.SYSTEM_DISK_IO, ((names.DISK_DIRECTION, "write"),), disk.write_bytes),
+        ]
 
     def _network(self) -> list[Value]:
-        return [(names.SYSTEM_NETWORK_IO, _interface(name, direction), getattr(counters, field))
-                for name, counters in psutil.net_io_counters(pernic=True).items() if name != "lo"
-                for direction, field in DIRECTIONS]
+        return [
+            (names.SYSTEM_NETWORK_IO, _interface(name, direction), getattr(counters, field))
+            for name, counters in psutil.net_io_counters(pernic=True).items()
+            if name != "lo"
+            for direction, field in DIRECTIONS
+        ]
 
 
 def _interface(name: str, direction: str) -> Attributes:

@@ -55,8 +55,12 @@ class Publisher:
             for instrument, attributes, value in reading.values:
                 counter = instrument.kind is Kind.COUNTER
                 if len(totals if counter else gauges) >= self._limit:
-                    warn_once("collector-limit", "llmobs: a resource reading has more than %d gauges or "
-                              "counters; the rest are skipped (raise LLMOBS_MAX_SERIES)", self._limit)
+                    warn_once(
+                        "collector-limit",
+                        "llmobs: a resource reading has more than %d gauges or "
+                        "counters; the rest are skipped (raise LLMOBS_MAX_SERIES)",
+                        self._limit,
+                    )
                 elif counter:
                     self._counters[instrument.name] = instrument
                     totals[instrument.name, attributes] = self._advance(instrument, attributes, value)

@@ -30,8 +30,9 @@ class Reading:
         """Nothing failed, so a key missing from ``values`` is gone (an interface removed), not unread."""
         return not (self.failed or self.errors)
 
-    def add(self, read: Callable[[], Iterable[Value]], classify: Callable[[Exception], str | None],
-            where: Attributes = ()) -> str | None:
+    def add(
+        self, read: Callable[[], Iterable[Value]], classify: Callable[[Exception], str | None], where: Attributes = ()
+    ) -> str | None:
         """Keep what ``read`` returns. When it raises, skip it alone and return the error type:
         counted with the ``where`` attributes, unless ``classify`` says the field is unsupported (None)."""
         try:
@@ -40,8 +41,12 @@ class Reading:
             error = classify(exc)
             if error is not None:
                 self.errors.append(extend(where, (ERROR_TYPE, error)))
-                warn_once(f"collector:{error}", "llmobs: a resource reading failed (%s); it is skipped, "
-                          "and counted in llmobs.collector.errors, until it answers again", error)
+                warn_once(
+                    f"collector:{error}",
+                    "llmobs: a resource reading failed (%s); it is skipped, "
+                    "and counted in llmobs.collector.errors, until it answers again",
+                    error,
+                )
                 logger.debug("llmobs: resource reading failed", exc_info=True)
             return error
         return None

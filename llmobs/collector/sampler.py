@@ -55,8 +55,13 @@ class Sampler:
                 self._stale = True
                 self._publisher.withdraw()
                 self._publisher.count(TIMEOUT)
-                warn_once(f"stale:{self._name}", "llmobs: a %s sample has not finished after %.1fs; its "
-                          "readings are not exported until a sample completes", self._name, self._stale_after)
+                warn_once(
+                    f"stale:{self._name}",
+                    "llmobs: a %s sample has not finished after %.1fs; its "
+                    "readings are not exported until a sample completes",
+                    self._name,
+                    self._stale_after,
+                )
 
     def stop(self) -> None:
         """End the thread after the sample in progress, if any."""

@@ -32,8 +32,12 @@ class HostLock:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         except OSError as exc:
             # Better every process reporting (duplicates) than none.
-            warn_once("host-lock", "llmobs: cannot open %s (%s); every process reports device and host "
-                      "readings", self.path, exc)
+            warn_once(
+                "host-lock",
+                "llmobs: cannot open %s (%s); every process reports device and host readings",
+                self.path,
+                exc,
+            )
             return True
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

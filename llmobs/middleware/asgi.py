@@ -38,8 +38,14 @@ class ASGIMiddleware:
     ``request_headers`` / ``response_headers``: header names allow-listed onto the server span.
     """
 
-    def __init__(self, app: ASGIApp, *, skip_paths: Iterable[str] | None = None,
-                 request_headers: Iterable[str] = (), response_headers: Iterable[str] = ()) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        skip_paths: Iterable[str] | None = None,
+        request_headers: Iterable[str] = (),
+        response_headers: Iterable[str] = (),
+    ) -> None:
         self.app = app
         self._tracker = Tracker(options(skip_paths, request_headers, response_headers))
         self._skip = self._tracker.options.skip_paths
@@ -49,8 +55,9 @@ class ASGIMiddleware:
             return await self.app(scope, receive, _flush_before_shutdown_completes(send))
         if scope["type"] != "http" or scope["path"] in self._skip:
             return await self.app(scope, receive, send)
-        exchange = self._tracker.begin(scope["method"], scope.get("scheme", "http"), scope["path"], scope,
-                                       asgi_getter, _content_length(scope))
+        exchange = self._tracker.begin(
+            scope["method"], scope.get("scheme", "http"), scope["path"], scope, asgi_getter, _content_length(scope)
+        )
         if exchange is None:
             return await self.app(scope, receive, send)
 
@@ -187,8 +194,13 @@ def _under_mounts(scope: Scope, top: str, matched: object, template: str) -> str
 _instrumented: weakref.WeakSet[Any] = weakref.WeakSet()
 
 
-def instrument_fastapi(app: Starlette, *, skip_paths: Iterable[str] | None = None,
-                       request_headers: Iterable[str] = (), response_headers: Iterable[str] = ()) -> Starlette:
+def instrument_fastapi(
+    app: Starlette,
+    *,
+    skip_paths: Iterable[str] | None = None,
+    request_headers: Iterable[str] = (),
+    response_headers: Iterable[str] = (),
+) -> Starlette:
     """Record every request of a FastAPI (or Starlette) app: ``llmobs.instrument_fastapi(app)``.
 
     The middleware wraps the whole stack, outside the error handler and the app's own middleware,
@@ -198,8 +210,9 @@ def instrument_fastapi(app: Starlette, *, skip_paths: Iterable[str] | None = Non
         warn_once("instrument_fastapi twice", "llmobs: instrument_fastapi() was already called on this app")
         return app
     # Built now, so that bad options fail at set-up; it gets the real stack when Starlette builds it.
-    middleware = ASGIMiddleware(app, skip_paths=skip_paths, request_headers=request_headers,
-                                response_headers=response_headers)
+    middleware = ASGIMiddleware(
+        app, skip_paths=skip_paths, request_headers=request_headers, response_headers=response_headers
+    )
     build = app.build_middleware_stack
 
     def build_instrumented() -> ASGIApp:

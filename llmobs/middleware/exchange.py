@@ -45,8 +45,9 @@ class Tracker:
         self.options = options
         self.series = SeriesCache()
 
-    def begin(self, method: str, scheme: str, path: str, carrier: Any, getter: Getter[Any],
-              request_size: int | None) -> Exchange | None:
+    def begin(
+        self, method: str, scheme: str, path: str, carrier: Any, getter: Getter[Any], request_size: int | None
+    ) -> Exchange | None:
         """Start recording a request; None when llmobs is off, and the request then passes untouched.
 
         ``carrier`` and ``getter`` read the caller's ``traceparent`` (and allow-listed headers).
@@ -68,8 +69,21 @@ class Tracker:
 class Exchange:
     """One request: its timings, status and byte counts until ``end`` records them."""
 
-    __slots__ = ("_active", "_method", "_scheme", "_tracker", "context", "done", "first_byte", "last_byte",
-                 "request_size", "sent_bytes", "span", "start", "status")
+    __slots__ = (
+        "_active",
+        "_method",
+        "_scheme",
+        "_tracker",
+        "context",
+        "done",
+        "first_byte",
+        "last_byte",
+        "request_size",
+        "sent_bytes",
+        "span",
+        "start",
+        "status",
+    )
 
     def __init__(self, tracker: Tracker, method: str, scheme: str, active: Series, request_size: int | None) -> None:
         self._tracker = tracker
@@ -93,7 +107,10 @@ class Exchange:
             parent = propagate.extract(carrier, getter=getter)
             method = method_attribute(self._method)
             attributes: dict[str, AttributeValue | list[str]] = {
-                names.HTTP_METHOD: method, names.URL_SCHEME: self._scheme, names.URL_PATH: path}
+                names.HTTP_METHOD: method,
+                names.URL_SCHEME: self._scheme,
+                names.URL_PATH: path,
+            }
             if method != self._method:
                 attributes[names.HTTP_METHOD_ORIGINAL] = self._method
             for header in self._tracker.options.request_headers:
@@ -156,8 +173,9 @@ class Exchange:
         except Exception:
             report("http request end")
 
-    def _end_span(self, route: str | None, status: int | None, kind: str | None, error: BaseException | None,
-                  reason: str | None) -> None:
+    def _end_span(
+        self, route: str | None, status: int | None, kind: str | None, error: BaseException | None, reason: str | None
+    ) -> None:
         span = self.span
         assert span is not None
         attributes: dict[str, AttributeValue] = {}

@@ -19,8 +19,9 @@ class Options:
     response_headers: tuple[str, ...] = ()
 
 
-def options(skip_paths: Iterable[str] | None = None, request_headers: Iterable[str] = (),
-            response_headers: Iterable[str] = ()) -> Options:
+def options(
+    skip_paths: Iterable[str] | None = None, request_headers: Iterable[str] = (), response_headers: Iterable[str] = ()
+) -> Options:
     """Check the middleware's keyword arguments; raises ``ConfigError`` with the fix."""
     skip = DEFAULT_SKIP_PATHS if skip_paths is None else frozenset(_strings(skip_paths, "skip_paths"))
     if any(not path.startswith("/") for path in skip):

@@ -81,7 +81,11 @@ class SeriesCache:
 def _attributes(key: Key) -> Attributes:
     method, scheme, route, status, error, reason = key
     pairs: dict[str, AttributeValue | None] = {
-        names.HTTP_METHOD: method_attribute(method), names.URL_SCHEME: scheme, names.HTTP_ROUTE: route,
-        names.HTTP_STATUS_CODE: status, names.ERROR_TYPE: error, names.END_REASON: reason,
+        names.HTTP_METHOD: method_attribute(method),
+        names.URL_SCHEME: scheme,
+        names.HTTP_ROUTE: route,
+        names.HTTP_STATUS_CODE: status,
+        names.ERROR_TYPE: error,
+        names.END_REASON: reason,
     }
     return freeze({k: v for k, v in pairs.items() if v is not None})

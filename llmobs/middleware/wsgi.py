@@ -36,8 +36,14 @@ class WSGIMiddleware:
     ``request_headers`` / ``response_headers``: header names allow-listed onto the server span.
     """
 
-    def __init__(self, app: WSGIApplication, *, skip_paths: Iterable[str] | None = None,
-                 request_headers: Iterable[str] = (), response_headers: Iterable[str] = ()) -> None:
+    def __init__(
+        self,
+        app: WSGIApplication,
+        *,
+        skip_paths: Iterable[str] | None = None,
+        request_headers: Iterable[str] = (),
+        response_headers: Iterable[str] = (),
+    ) -> None:
         self.app = app
         self._tracker = Tracker(options(skip_paths, request_headers, response_headers))
         self._skip = self._tracker.options.skip_paths
@@ -46,13 +52,20 @@ class WSGIMiddleware:
         path = environ.get("PATH_INFO", "")
         if path in self._skip:
             return self.app(environ, start_response)
-        exchange = self._tracker.begin(environ.get("REQUEST_METHOD", ""), environ.get("wsgi.url_scheme", "http"),
-                                       path, environ, wsgi_getter, _content_length(environ))
+        exchange = self._tracker.begin(
+            environ.get("REQUEST_METHOD", ""),
+            environ.get("wsgi.url_scheme", "http"),
+            path,
+            environ,
+            wsgi_getter,
+            _content_length(environ),
+        )
         if exchange is None:
             return self.app(environ, start_response)
 
-        def start_observed(status: str, headers: list[tuple[str, str]],
-                           exc_info: OptExcInfo | None = None) -> Callable[[bytes], object]:
+        def start_observed(
+            status: str, headers: list[tuple[str, str]], exc_info: OptExcInfo | None = None
+        ) -> Callable[[bytes], object]:
             _started(exchange, status, headers)
             return start_response(status, headers, exc_info)
 
@@ -155,8 +168,13 @@ def http_route(environ: WSGIEnvironment) -> str | None:
 _instrumented: weakref.WeakSet[Any] = weakref.WeakSet()
 
 
-def instrument_flask(app: Flask, *, skip_paths: Iterable[str] | None = None,
-                     request_headers: Iterable[str] = (), response_headers: Iterable[str] = ()) -> Flask:
+def instrument_flask(
+    app: Flask,
+    *,
+    skip_paths: Iterable[str] | None = None,
+    request_headers: Iterable[str] = (),
+    response_headers: Iterable[str] = (),
+) -> Flask:
     """Record every request of a Flask app: ``llmobs.instrument_flask(app)``.
 
     Wraps ``app.wsgi_app``; Flask's signals hand over the matched rule and the exceptions Flask
@@ -168,8 +186,12 @@ def instrument_flask(app: Flask, *, skip_paths: Iterable[str] | None = None,
     if app in _instrumented:
         warn_once("instrument_flask twice", "llmobs: instrument_flask() was already called on this app")
         return app
-    app.wsgi_app = WSGIMiddleware(app.wsgi_app, skip_paths=skip_paths,  # type: ignore[method-assign]
-                                  request_headers=request_headers, response_headers=response_headers)
+    app.wsgi_app = WSGIMiddleware(
+        app.wsgi_app,
+        skip_paths=skip_paths,  # type: ignore[method-assign]
+        request_headers=request_headers,
+        response_headers=response_headers,
+    )
 
     def remember_route(sender: object, **extra: object) -> None:
         try:

@@ -32,9 +32,15 @@ class Child:
     def __init__(self, worker: str, env: dict[str, str]) -> None:
         self.worker = worker
         self.logged: str | None = None
-        self.process = subprocess.Popen([sys.executable, "-m", "tests.collector.child"], cwd=ROOT, env=env,
-                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                        text=True)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "tests.collector.child"],
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         assert self.send(None) == "ready", self.finish()
 
     @property
@@ -78,22 +84,23 @@ class Host:
     def configure(self, gpus: Sequence[nvml_stub.Gpu], init: int | None = None) -> None:
         nvml_stub.configure(self.config, gpus, init)
 
-    def start(self, library: bool = True, export_ms: int = 3_600_000, collect_ms: int = 100,
-              **env: str) -> Child:
+    def start(self, library: bool = True, export_ms: int = 3_600_000, collect_ms: int = 100, **env: str) -> Child:
         """A child; ``library=False`` leaves the stand-in out of its library path (no NVML at all)."""
         worker = f"w{len(self.children)}"
         environment = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "LLMOBS_"))}
-        environment.update({
-            "LD_LIBRARY_PATH": str(self.library if library else self.tmp_path),
-            "NVML_STUB_CONFIG": str(self.config),
-            "TMPDIR": str(self.tmp_path),
-            "OTEL_EXPORTER_OTLP_ENDPOINT": self.receiver.grpc_endpoint,
-            "OTEL_TRACES_EXPORTER": "none",
-            "OTEL_METRIC_EXPORT_INTERVAL": str(export_ms),
-            "LLMOBS_COLLECT_INTERVAL": str(collect_ms),
-            "OTEL_RESOURCE_ATTRIBUTES": f"test.worker={worker}",
-            **env,
-        })
+        environment.update(
+            {
+                "LD_LIBRARY_PATH": str(self.library if library else self.tmp_path),
+                "NVML_STUB_CONFIG": str(self.config),
+                "TMPDIR": str(self.tmp_path),
+                "OTEL_EXPORTER_OTLP_ENDPOINT": self.receiver.grpc_endpoint,
+                "OTEL_TRACES_EXPORTER": "none",
+                "OTEL_METRIC_EXPORT_INTERVAL": str(export_ms),
+                "LLMOBS_COLLECT_INTERVAL": str(collect_ms),
+                "OTEL_RESOURCE_ATTRIBUTES": f"test.worker={worker}",
+                **env,
+            }
+        )
         child = Child(worker, environment)
         self.children.append(child)
         return child
@@ -107,12 +114,15 @@ class Host:
         assert child.send("flush") == "True"
         return self.snapshot(child)
 
-    def until(self, child: Child, ready: Callable[[list[MetricPoint]], object], flush: bool = True,
-              timeout: float = 10.0) -> list[MetricPoint]:
+    def until(
+        self, child: Child, ready: Callable[[list[MetricPoint]], object], flush: bool = True, timeout: float = 10.0
+    ) -> list[MetricPoint]:
         """The child's newest export once ``ready`` holds for it (made by a flush, or periodic)."""
+
         def probe() -> list[MetricPoint] | None:
             points = self.flushed(child) if flush else self.snapshot(child)
             return points if ready(points) else None
+
         return eventually(probe, timeout)
 
 

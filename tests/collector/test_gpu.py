@@ -14,12 +14,27 @@ from tests.otlp_receiver import MetricPoint
 
 GPU0, GPU1 = {"hw.id": uuid(0)}, {"hw.id": uuid(1)}
 GENERAL = {"hw.gpu.task": "general"}
-A100 = {**H100, "name": "NVIDIA A100-SXM4-40GB", "util": 12, "mem_total": 40 * GIB, "mem_used": 10 * GIB,
-        "temp": 55, "power": 90_500}
+A100 = {
+    **H100,
+    "name": "NVIDIA A100-SXM4-40GB",
+    "util": 12,
+    "mem_total": 40 * GIB,
+    "mem_used": 10 * GIB,
+    "temp": 55,
+    "power": 90_500,
+}
 # A MIG-enabled GPU answers memory and temperature, not utilization, power or processes.
-MIG_LIKE = {"name": "NVIDIA A100 MIG", "mem_total": 40 * GIB, "mem_used": 5 * GIB, "temp": 60,
-            "util": Err(NOT_SUPPORTED), "enc": Err(NOT_SUPPORTED), "dec": Err(NOT_SUPPORTED),
-            "power": Err(NO_PERMISSION), "procs": Err(NOT_SUPPORTED)}
+MIG_LIKE = {
+    "name": "NVIDIA A100 MIG",
+    "mem_total": 40 * GIB,
+    "mem_used": 5 * GIB,
+    "temp": 60,
+    "util": Err(NOT_SUPPORTED),
+    "enc": Err(NOT_SUPPORTED),
+    "dec": Err(NOT_SUPPORTED),
+    "power": Err(NO_PERMISSION),
+    "procs": Err(NOT_SUPPORTED),
+}
 
 
 def status(points: list[MetricPoint], gpu: dict[str, str], state: str) -> float | None:
@@ -65,13 +80,16 @@ def test_two_gpus_export_known_values(host: Host) -> None:
     power = next(p for p in points if p.name == "hw.power")
     assert (power.unit, power.kind) == ("W", "gauge")
     assert {k: v for k, v in power.attributes.items() if k != "hw.id"} == {
-        "hw.name": "gpu0", "hw.type": "gpu", "hw.vendor": "NVIDIA", "hw.model": "NVIDIA H100 80GB HBM3"}
+        "hw.name": "gpu0",
+        "hw.type": "gpu",
+        "hw.vendor": "NVIDIA",
+        "hw.model": "NVIDIA H100 80GB HBM3",
+    }
     energy = next(p for p in points if p.name == "hw.energy")
     assert (energy.unit, energy.kind, energy.monotonic) == ("J", "sum", True)
 
     # From H100's: util 87 -> 20 %, energy +500 J, corrected ECC errors 3 -> 5, PCIe +4096 bytes sent.
-    host.configure([{**H100, "util": 20, "energy": 9_500_000, "ecc_corrected": 5, "pcie_tx_bytes": 10**9 + 4096},
-                    A100])
+    host.configure([{**H100, "util": 20, "energy": 9_500_000, "ecc_corrected": 5, "pcie_tx_bytes": 10**9 + 4096}, A100])
     points = host.until(child, lambda p: value(p, "hw.gpu.utilization", {**GPU0, **GENERAL}) == pytest.approx(0.20))
     # The export interval is long here, so the window's maximum still holds the earlier 87%.
     assert value(points, "llmobs.hw.gpu.utilization.max", {**GPU0, **GENERAL}) == pytest.approx(0.87)
@@ -87,8 +105,14 @@ def test_unsupported_fields_are_absent_while_the_others_report(host: Host) -> No
 
     assert value(points, "hw.gpu.memory.usage", GPU1) == 5 * GIB
     assert value(points, "hw.temperature", GPU1) == 60
-    assert of(points, GPU1) == {"hw.gpu.memory.usage", "hw.gpu.memory.limit", "hw.gpu.memory.utilization",
-                                "hw.temperature", "hw.status", "llmobs.hw.gpu.memory.utilization.max"}
+    assert of(points, GPU1) == {
+        "hw.gpu.memory.usage",
+        "hw.gpu.memory.limit",
+        "hw.gpu.memory.utilization",
+        "hw.temperature",
+        "hw.status",
+        "llmobs.hw.gpu.memory.utilization.max",
+    }
     assert value(points, "hw.gpu.utilization", {**GPU0, **GENERAL}) == pytest.approx(0.87)
     assert value(points, "hw.power", GPU0) == pytest.approx(245.0)
     assert "llmobs.collector.errors" not in names(points)  # not supported is not an error
@@ -119,10 +143,12 @@ def test_only_the_chosen_devices(host: Host) -> None:
     assert {p.attributes["hw.id"] for p in points if "hw.id" in p.attributes} == {uuid(1)}
 
 
-@pytest.mark.parametrize(("library", "init", "reason"), [(False, None, "library_not_found"),
-                                                         (True, DRIVER_NOT_LOADED, "driver_not_loaded")])
-def test_without_nvml_one_info_line_and_host_readings_go_on(host: Host, library: bool, init: int | None,
-                                                            reason: str) -> None:
+@pytest.mark.parametrize(
+    ("library", "init", "reason"), [(False, None, "library_not_found"), (True, DRIVER_NOT_LOADED, "driver_not_loaded")]
+)
+def test_without_nvml_one_info_line_and_host_readings_go_on(
+    host: Host, library: bool, init: int | None, reason: str
+) -> None:
     if not library and ctypes.util.find_library("nvidia-ml"):
         pytest.skip("a real libnvidia-ml is installed: it cannot be hidden from the child")
     host.configure([H100], init=init)
@@ -168,8 +194,12 @@ def test_hung_nvml_call_blocks_neither_calls_nor_export_and_is_not_exported_as_f
 def test_each_process_reports_its_own_gpu_memory(host: Host) -> None:
     host.configure([H100, H100])
     a, b = host.start(), host.start()
-    host.configure([{**H100, "processes": [(a.pid, 3 * GIB), (b.pid, 5 * GIB), (1, 7 * GIB)]},
-                    {**H100, "processes": [(a.pid, 1 * GIB)]}])
+    host.configure(
+        [
+            {**H100, "processes": [(a.pid, 3 * GIB), (b.pid, 5 * GIB), (1, 7 * GIB)]},
+            {**H100, "processes": [(a.pid, 1 * GIB)]},
+        ]
+    )
     name = "llmobs.gpu.process.memory.usage"
     pa = host.until(a, lambda p: value(p, name, GPU1))
     pb = host.until(b, lambda p: value(p, name, GPU0))
@@ -183,15 +213,20 @@ def test_each_process_reports_its_own_gpu_memory(host: Host) -> None:
 def test_forked_process_collects_with_its_own_nvml(host: Host) -> None:
     host.configure([H100])
     # HTTP export: this test is about NVML after fork, not about gRPC's own fork support.
-    parent = host.start(export_ms=200, OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf",
-                        OTEL_EXPORTER_OTLP_ENDPOINT=host.receiver.http_endpoint)
+    parent = host.start(
+        export_ms=200,
+        OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf",
+        OTEL_EXPORTER_OTLP_ENDPOINT=host.receiver.http_endpoint,
+    )
     host.until(parent, lambda p: value(p, "hw.gpu.utilization", {**GPU0, **GENERAL}), flush=False)
     forked = int(parent.send("fork").split()[1])
     host.configure([{**H100, "processes": [(parent.pid, 1 * GIB), (forked, 2 * GIB)]}])
 
     def exported(used: int) -> MetricPoint | None:
-        return next((p for p in host.receiver.metrics()
-                     if p.name == "llmobs.gpu.process.memory.usage" and p.value == used), None)
+        return next(
+            (p for p in host.receiver.metrics() if p.name == "llmobs.gpu.process.memory.usage" and p.value == used),
+            None,
+        )
 
     theirs, mine = eventually(lambda: exported(2 * GIB)), eventually(lambda: exported(1 * GIB))
     assert theirs.resource["service.instance.id"] != mine.resource["service.instance.id"]

@@ -33,10 +33,12 @@ def own_lock(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 def exported(receiver: OTLPReceiver, ready: Callable[[list[MetricPoint]], object]) -> list[MetricPoint]:
     """Export until ``ready`` holds for the newest export; return its points."""
+
     def probe() -> list[MetricPoint] | None:
         assert llmobs.force_flush()
         points = newest(receiver.metrics())
         return points if ready(points) else None
+
     return eventually(probe)
 
 
@@ -66,8 +68,12 @@ def container(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]
     """A cgroup v2 directory as a container sees it: 2 GiB and half a CPU, using a quarter of one."""
     root = tmp_path / "cgroup"
     root.mkdir()
-    files = {"memory.max": f"{2 * GIB}\n", "memory.current": f"{3 * GIB // 2}\n",
-             "memory.stat": f"anon 1000\ninactive_file {GIB // 2}\nactive_file 10\n", "cpu.max": "50000 100000\n"}
+    files = {
+        "memory.max": f"{2 * GIB}\n",
+        "memory.current": f"{3 * GIB // 2}\n",
+        "memory.stat": f"anon 1000\ninactive_file {GIB // 2}\nactive_file 10\n",
+        "cpu.max": "50000 100000\n",
+    }
     for name, text in files.items():
         (root / name).write_text(text)
     monkeypatch.setattr(cgroup, "ROOT", str(root))
@@ -109,13 +115,16 @@ def test_summary_shows_the_host(capsys: pytest.CaptureFixture[str]) -> None:
         assert llmobs.force_flush()
         err = capsys.readouterr().err
         return err if "host cpu" in err else ""
+
     assert re.search(r"^  host cpu \d+% mem \d+%$", eventually(printed), re.MULTILINE)
 
 
-@pytest.mark.parametrize(("options", "env"), [({"gpu": False, "host": False}, {}),
-                                             ({}, {"LLMOBS_GPU": "false", "LLMOBS_HOST": "false"})])
-def test_collection_off(otlp: Callable[..., OTLPReceiver], monkeypatch: pytest.MonkeyPatch,
-                        options: dict[str, bool], env: dict[str, str]) -> None:
+@pytest.mark.parametrize(
+    ("options", "env"), [({"gpu": False, "host": False}, {}), ({}, {"LLMOBS_GPU": "false", "LLMOBS_HOST": "false"})]
+)
+def test_collection_off(
+    otlp: Callable[..., OTLPReceiver], monkeypatch: pytest.MonkeyPatch, options: dict[str, bool], env: dict[str, str]
+) -> None:
     for name, setting in env.items():
         monkeypatch.setenv(name, setting)
     receiver = otlp(**options)

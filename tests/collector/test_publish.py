@@ -19,10 +19,13 @@ from llmobs.collector.reading import Reading, Value
 
 def exported(registry: Registry, name: str, attribute: str) -> dict[object, float]:
     """``name``'s exported values by the value of ``attribute`` (transmit only, for network bytes)."""
-    return {dict(attributes)[attribute]: snapshot.value
-            for instrument, points in registry.collect() if instrument.name == name
-            for attributes, snapshot in points
-            if isinstance(snapshot, ValueSnapshot) and dict(attributes).get(names.IO_DIRECTION) != "receive"}
+    return {
+        dict(attributes)[attribute]: snapshot.value
+        for instrument, points in registry.collect()
+        if instrument.name == name
+        for attributes, snapshot in points
+        if isinstance(snapshot, ValueSnapshot) and dict(attributes).get(names.IO_DIRECTION) != "receive"
+    }
 
 
 def test_interfaces_that_come_and_go(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -46,8 +49,10 @@ def test_interfaces_that_come_and_go(monkeypatch: pytest.MonkeyPatch) -> None:
 
     def known() -> tuple[set[object], set[object]]:
         """The interfaces in the publisher's running totals, and in its series."""
+
         def of(keys: Iterable[tuple[str, Attributes]]) -> set[object]:
             return {dict(a)[names.INTERFACE] for n, a in keys if n == "system.network.io"}
+
         return of(publisher._totals), of(publisher._series)
 
     assert sample(a=100, b=1000) == {"a": 0, "b": 0}
@@ -69,8 +74,10 @@ def test_gauges_withdrawn_and_memory_bounded() -> None:
         values: list[Value] = []
         for device in devices:
             attributes = ((names.HW_ID, device),)
-            values += [(names.GPU_UTILIZATION, attributes, 0.5 if device == "a" else 0.9),
-                       (names.GPU_ENERGY, attributes, 100.0)]
+            values += [
+                (names.GPU_UTILIZATION, attributes, 0.5 if device == "a" else 0.9),
+                (names.GPU_ENERGY, attributes, 100.0),
+            ]
         publisher.publish(Reading(values, [((names.ERROR_TYPE, "x"),)] if errors else []), fresh=True)
 
     def utilization(name: str = "hw.gpu.utilization") -> dict[object, float]:
@@ -82,7 +89,9 @@ def test_gauges_withdrawn_and_memory_bounded() -> None:
     assert utilization() == {"b": 0.9} and utilization("llmobs.hw.gpu.utilization.max") == {"b": 0.9}
     assert {dict(a)[names.HW_ID] for _, a in publisher._series} == {"b"}
     assert set(publisher._peaks) | publisher._gauges | set(publisher._totals) == {
-        ("hw.gpu.utilization", ((names.HW_ID, "b"),)), ("hw.energy", ((names.HW_ID, "b"),))}
+        ("hw.gpu.utilization", ((names.HW_ID, "b"),)),
+        ("hw.energy", ((names.HW_ID, "b"),)),
+    }
     publish("a", "b")
     assert utilization() == {"a": 0.5, "b": 0.9}
     assert utilization("llmobs.hw.gpu.utilization.max") == {"a": 0.5, "b": 0.9}  # a's old maximum is gone

@@ -22,8 +22,9 @@ def test_holder_killed_another_takes_over_within_two_intervals(host: Host) -> No
     others = [w for w in workers if w is not holder]
     for worker in workers:  # per-process readings from every process
         host.until(worker, lambda p: value(p, "process.memory.usage"), flush=False)
-    assert "system.memory.usage" in names(host.until(holder, lambda p: value(p, "hw.power", {"hw.id": uuid(0)}),
-                                                     flush=False))
+    assert "system.memory.usage" in names(
+        host.until(holder, lambda p: value(p, "hw.power", {"hw.id": uuid(0)}), flush=False)
+    )
     for worker in others:
         assert not names(host.snapshot(worker)) & {"system.memory.usage", "hw.power"}
 

@@ -16,8 +16,11 @@ SKIPPED_CALLS = 2  # to each of SKIPPED_PATHS
 CANARY = "CANARY-7f3a"
 CANARY_URL = f"/generate?api_key={CANARY}-query"
 CANARY_BODY = {"prompt": f"{CANARY}-body"}
-CANARY_HEADERS = {"authorization": f"Bearer {CANARY}-auth", "cookie": f"session={CANARY}-cookie",
-                  "x-user-email": f"{CANARY}@example.com"}
+CANARY_HEADERS = {
+    "authorization": f"Bearer {CANARY}-auth",
+    "cookie": f"session={CANARY}-cookie",
+    "x-user-email": f"{CANARY}@example.com",
+}
 SKIPPED_PATHS = ("/health", "/metrics")
 
 

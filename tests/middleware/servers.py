@@ -37,22 +37,30 @@ def otlp_env(receiver: OTLPReceiver, protocol: str, interval_ms: int = 500) -> d
     """The environment of a served app: no inherited OTEL_*/LLMOBS_*, metrics every ``interval_ms``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "LLMOBS_"))}
     endpoint = receiver.grpc_endpoint if protocol == "grpc" else receiver.http_endpoint
-    env.update(PYTHONPATH=str(ROOT), OTEL_EXPORTER_OTLP_ENDPOINT=endpoint, OTEL_EXPORTER_OTLP_PROTOCOL=protocol,
-               OTEL_METRIC_EXPORT_INTERVAL=str(interval_ms), OTEL_BSP_SCHEDULE_DELAY="200", LLMOBS_GPU="false",
-               LLMOBS_HOST="false")
+    env.update(
+        PYTHONPATH=str(ROOT),
+        OTEL_EXPORTER_OTLP_ENDPOINT=endpoint,
+        OTEL_EXPORTER_OTLP_PROTOCOL=protocol,
+        OTEL_METRIC_EXPORT_INTERVAL=str(interval_ms),
+        OTEL_BSP_SCHEDULE_DELAY="200",
+        LLMOBS_GPU="false",
+        LLMOBS_HOST="false",
+    )
     return env
 
 
 @contextmanager
-def serve(argv: list[str], env: dict[str, str], log: Path, start_timeout: float = 30,
-          stop_timeout: float = 20) -> Iterator[Server]:
+def serve(
+    argv: list[str], env: dict[str, str], log: Path, start_timeout: float = 30, stop_timeout: float = 20
+) -> Iterator[Server]:
     """Run ``python -m argv`` (``{port}`` replaced), output to ``log``; wait until /health answers;
     SIGTERM it at exit. AssertionError, with the output, when it does not start or stop in time."""
     port = free_port()
     with log.open("wb") as out:
         command = [sys.executable, "-m", *[a.replace("{port}", str(port)) for a in argv]]
-        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                   start_new_session=True)
+        process = subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
     server = Server(f"http://127.0.0.1:{port}", process, log)
     try:
         _wait_ready(server, start_timeout)

@@ -37,10 +37,13 @@ class Totals:
 
 def total(receiver: OTLPReceiver, name: str, attributes: Mapping[str, object] | None = None) -> Totals:
     points = final(receiver, name, attributes)
-    return Totals(sum(p.count or 0 for p in points), sum(p.sum or 0.0 for p in points),
-                  min((p.min for p in points if p.min is not None), default=float("nan")),
-                  max((p.max for p in points if p.max is not None), default=float("nan")),
-                  [p.attributes for p in points])
+    return Totals(
+        sum(p.count or 0 for p in points),
+        sum(p.sum or 0.0 for p in points),
+        min((p.min for p in points if p.min is not None), default=float("nan")),
+        max((p.max for p in points if p.max is not None), default=float("nan")),
+        [p.attributes for p in points],
+    )
 
 
 def count(receiver: OTLPReceiver, attributes: Mapping[str, object]) -> int:

@@ -25,16 +25,29 @@ class Broken(Exception):
     """The app's own exception: it must come out as the very same object."""
 
 
-def http_scope(path: str = "/x", method: str = "GET", headers: dict[str, str] | None = None,
-               **extra: Any) -> dict[str, Any]:
-    return {"type": "http", "asgi": {"version": "3.0", "spec_version": "2.3"}, "http_version": "1.1",
-            "method": method, "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"",
-            "root_path": "", "headers": [(k.encode(), v.encode()) for k, v in (headers or {}).items()],
-            "server": ("127.0.0.1", 8000), "client": ("127.0.0.1", 50000), **extra}
+def http_scope(
+    path: str = "/x", method: str = "GET", headers: dict[str, str] | None = None, **extra: Any
+) -> dict[str, Any]:
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.3"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(k.encode(), v.encode()) for k, v in (headers or {}).items()],
+        "server": ("127.0.0.1", 8000),
+        "client": ("127.0.0.1", 50000),
+        **extra,
+    }
 
 
-def call(app: ASGIApp, scope: Scope, incoming: list[Message] | None = None,
-         send_error: BaseException | None = None) -> list[Message]:
+def call(
+    app: ASGIApp, scope: Scope, incoming: list[Message] | None = None, send_error: BaseException | None = None
+) -> list[Message]:
     """Run one ASGI call; ``send_error`` is raised by the server's send from the second body message on."""
     messages = list(incoming or [{"type": "http.request", "body": b"", "more_body": False}])
     sent: list[Message] = []
@@ -76,19 +89,29 @@ def spans(receiver: OTLPReceiver) -> list[SpanRecord]:
 
 def test_records_duration_sizes_and_a_server_span(otlp: Any) -> None:
     receiver = otlp()
-    call(ASGIMiddleware(text_app(b"hello", chunks=3)), http_scope(method="POST", headers={"content-length": "11"}),
-         [{"type": "http.request", "body": b"hello world", "more_body": False}])
+    call(
+        ASGIMiddleware(text_app(b"hello", chunks=3)),
+        http_scope(method="POST", headers={"content-length": "11"}),
+        [{"type": "http.request", "body": b"hello world", "more_body": False}],
+    )
     [duration] = points(receiver)
     assert duration.count == 1 and duration.attributes == {
-        "http.request.method": "POST", "http.response.status_code": 200, "url.scheme": "http"}
+        "http.request.method": "POST",
+        "http.response.status_code": 200,
+        "url.scheme": "http",
+    }
     assert receiver.latest("http.server.request.body.size")[0].sum == 11
     assert receiver.latest("http.server.response.body.size")[0].sum == 15
     [first_byte] = receiver.latest("llmobs.http.server.time_to_first_byte")
     assert first_byte.sum is not None and duration.sum is not None and 0 < first_byte.sum <= duration.sum
     [span] = spans(receiver)
     assert (span.name, span.kind, span.parent_span_id) == ("POST", "SPAN_KIND_SERVER", "")
-    assert span.attributes == {"http.request.method": "POST", "url.scheme": "http", "url.path": "/x",
-                               "http.response.status_code": 200}
+    assert span.attributes == {
+        "http.request.method": "POST",
+        "url.scheme": "http",
+        "url.path": "/x",
+        "http.response.status_code": 200,
+    }
 
 
 def test_websocket_scope_passes_through_untouched(otlp: Any) -> None:
@@ -171,7 +194,9 @@ def test_exception_mid_stream_keeps_the_status_already_sent(otlp: Any) -> None:
         call(ASGIMiddleware(app), http_scope())
     [duration] = points(receiver)
     assert (duration.attributes["http.response.status_code"], duration.attributes["error.type"]) == (
-        200, f"{__name__}.Broken")
+        200,
+        f"{__name__}.Broken",
+    )
 
 
 def test_send_failing_because_the_client_left_is_client_closed(otlp: Any) -> None:
@@ -207,19 +232,25 @@ def test_routes_are_templates_with_their_mounts_never_raw_paths(otlp: Any) -> No
     async def files(scope: Scope, receive: Receive, send: Send) -> None:
         await text_app()(scope, receive, send)
 
-    app = Starlette(routes=[
-        Route("/items/{item_id}", lambda request: PlainTextResponse("item")),
-        Mount("/v1", routes=[Route("/users/{user_id}", lambda request: PlainTextResponse("user"))]),
-        Mount("/static", app=files),
-    ])
+    app = Starlette(
+        routes=[
+            Route("/items/{item_id}", lambda request: PlainTextResponse("item")),
+            Mount("/v1", routes=[Route("/users/{user_id}", lambda request: PlainTextResponse("user"))]),
+            Mount("/static", app=files),
+        ]
+    )
     instrument_fastapi(app)
     for path in ("/items/42", "/v1/users/alice", "/static/css/site.css", "/missing"):
         call(app, http_scope(path))
     call(app, http_scope("/api/items/7", root_path="/api"))  # a proxy's prefix is not part of the route
     routes = sorted((p.attributes.get("http.route", ""), p.count) for p in points(receiver))
     assert routes == [("", 1), ("/items/{item_id}", 2), ("/static/{path}", 1), ("/v1/users/{user_id}", 1)]
-    assert {x.name for x in spans(receiver)} == {"GET", "GET /items/{item_id}", "GET /static/{path}",
-                                                 "GET /v1/users/{user_id}"}
+    assert {x.name for x in spans(receiver)} == {
+        "GET",
+        "GET /items/{item_id}",
+        "GET /static/{path}",
+        "GET /v1/users/{user_id}",
+    }
 
 
 def test_routes_under_parameterised_mounts_are_full_templates(otlp: Any) -> None:
@@ -229,22 +260,38 @@ def test_routes_under_parameterised_mounts_are_full_templates(otlp: Any) -> None
         await text_app()(scope, receive, send)
 
     users = Starlette(routes=[Route("/items/{item_id}", lambda request: PlainTextResponse("item"))])
-    app = Starlette(routes=[
-        Mount("/users/{user_id}", app=users),
-        Mount("/orgs/{org}", routes=[
-            Mount("/teams/{team}", routes=[Route("/members/{member}", lambda request: PlainTextResponse("member"))]),
-            Mount("/files", app=files),
-        ]),
-    ])
+    app = Starlette(
+        routes=[
+            Mount("/users/{user_id}", app=users),
+            Mount(
+                "/orgs/{org}",
+                routes=[
+                    Mount(
+                        "/teams/{team}",
+                        routes=[Route("/members/{member}", lambda request: PlainTextResponse("member"))],
+                    ),
+                    Mount("/files", app=files),
+                ],
+            ),
+        ]
+    )
     instrument_fastapi(app)
-    for path in ("/users/alice@example.com/items/item-42", "/users/user-bob/items/item-7",
-                 "/orgs/org-acme/teams/team-red/members/member-carol", "/orgs/org-acme/files/file-secret.txt",
-                 "/orgs/org-acme/nothing-here"):
+    for path in (
+        "/users/alice@example.com/items/item-42",
+        "/users/user-bob/items/item-7",
+        "/orgs/org-acme/teams/team-red/members/member-carol",
+        "/orgs/org-acme/files/file-secret.txt",
+        "/orgs/org-acme/nothing-here",
+    ):
         call(app, http_scope(path))
     call(app, http_scope("/api/users/user-dave/items/item-1", root_path="/api"))
     routes = sorted((p.attributes.get("http.route", ""), p.count) for p in points(receiver))
-    assert routes == [("/orgs/{org}/files/{path}", 1), ("/orgs/{org}/teams/{team}/members/{member}", 1),
-                      ("/orgs/{org}/{path}", 1), ("/users/{user_id}/items/{item_id}", 3)]
+    assert routes == [
+        ("/orgs/{org}/files/{path}", 1),
+        ("/orgs/{org}/teams/{team}/members/{member}", 1),
+        ("/orgs/{org}/{path}", 1),
+        ("/users/{user_id}/items/{item_id}", 3),
+    ]
     names = {x.name for x in spans(receiver)}
     assert names == {f"GET {route}" for route, _ in routes}
     exported = str([p.attributes for p in receiver.metrics()]) + str(names)
@@ -307,8 +354,9 @@ def test_skip_paths_replace_the_defaults(otlp: Any) -> None:
     assert [x.attributes["url.path"] for x in spans(receiver)] == ["/health"]
 
 
-def test_failure_inside_llmobs_never_changes_the_response(otlp: Any, monkeypatch: pytest.MonkeyPatch,
-                                                          caplog: pytest.LogCaptureFixture) -> None:
+def test_failure_inside_llmobs_never_changes_the_response(
+    otlp: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     otlp()
 
     def broken(*args: Any) -> None:

@@ -13,12 +13,15 @@ from llmobs import ConfigError
 from llmobs.middleware.options import DEFAULT_SKIP_PATHS, options
 
 
-@pytest.mark.parametrize(("given", "message"), [
-    ({"skip_paths": "/health"}, "skip_paths must be a list"),
-    ({"skip_paths": ["health"]}, "starting with '/'"),
-    ({"request_headers": [""]}, "request_headers must be a list of non-empty strings"),
-    ({"response_headers": [b"x-id"]}, "response_headers must be a list"),
-])
+@pytest.mark.parametrize(
+    ("given", "message"),
+    [
+        ({"skip_paths": "/health"}, "skip_paths must be a list"),
+        ({"skip_paths": ["health"]}, "starting with '/'"),
+        ({"request_headers": [""]}, "request_headers must be a list of non-empty strings"),
+        ({"response_headers": [b"x-id"]}, "response_headers must be a list"),
+    ],
+)
 def test_bad_options_fail_at_set_up(given: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         options(**given)
@@ -28,12 +31,15 @@ def test_defaults_and_normalised_headers() -> None:
     assert options().skip_paths == DEFAULT_SKIP_PATHS >= {"/health", "/metrics"}
     assert options(skip_paths=[]).skip_paths == frozenset()
     assert options(request_headers=["X-Request-Id", " x-request-id", "Traceparent"]).request_headers == (
-        "x-request-id", "traceparent")
+        "x-request-id",
+        "traceparent",
+    )
 
 
 def run(code: str) -> str:
-    result = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
-                            timeout=60, check=False)
+    result = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=60, check=False
+    )
     return result.stdout + result.stderr
 
 

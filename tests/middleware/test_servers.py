@@ -18,12 +18,38 @@ from tests.middleware.telemetry import count, final, total
 from tests.middleware.traffic import Sent, drive
 from tests.otlp_receiver import OTLPReceiver, SpanRecord
 
-UVICORN = ["uvicorn", "tests.middleware.fastapi_app:app", "--host", "127.0.0.1", "--port", "{port}",
-           "--log-level", "warning"]
-GUNICORN = ["gunicorn", "--workers", "2", "--preload", "--bind", "127.0.0.1:{port}", "--graceful-timeout", "5",
-            "--log-level", "warning", "tests.middleware.flask_app:app"]
-ROUTES = {"slow": "/slow", "boom": "/boom", "admin": "/admin", "limited": "/limited", "stream": "/stream",
-          "long": "/stream/long", "generate": "/generate"}
+UVICORN = [
+    "uvicorn",
+    "tests.middleware.fastapi_app:app",
+    "--host",
+    "127.0.0.1",
+    "--port",
+    "{port}",
+    "--log-level",
+    "warning",
+]
+GUNICORN = [
+    "gunicorn",
+    "--workers",
+    "2",
+    "--preload",
+    "--bind",
+    "127.0.0.1:{port}",
+    "--graceful-timeout",
+    "5",
+    "--log-level",
+    "warning",
+    "tests.middleware.flask_app:app",
+]
+ROUTES = {
+    "slow": "/slow",
+    "boom": "/boom",
+    "admin": "/admin",
+    "limited": "/limited",
+    "stream": "/stream",
+    "long": "/stream/long",
+    "generate": "/generate",
+}
 DURATION = "http.server.request.duration"
 SERVER, INTERNAL = "SPAN_KIND_SERVER", "SPAN_KIND_INTERNAL"
 
@@ -71,9 +97,16 @@ def _by_route_and_status(run: Run) -> Counter[tuple[str | None, int]]:
 def test_counts_per_route_and_status_are_exact(run: Run) -> None:
     r = run.routes
     expected = {
-        (r["item"], 200): s.CONCURRENT, (r["slow"], 200): s.SLOW_CALLS, (r["boom"], 500): s.BOOM_CALLS,
-        (None, 404): s.MISSING_CALLS, (r["admin"], 401): s.UNAUTHORIZED_CALLS, (r["admin"], 403): s.FORBIDDEN_CALLS,
-        (r["limited"], 429): s.LIMITED_CALLS, (r["stream"], 200): 1, (r["generate"], 200): 1, (r["long"], 200): 1,
+        (r["item"], 200): s.CONCURRENT,
+        (r["slow"], 200): s.SLOW_CALLS,
+        (r["boom"], 500): s.BOOM_CALLS,
+        (None, 404): s.MISSING_CALLS,
+        (r["admin"], 401): s.UNAUTHORIZED_CALLS,
+        (r["admin"], 403): s.FORBIDDEN_CALLS,
+        (r["limited"], 429): s.LIMITED_CALLS,
+        (r["stream"], 200): 1,
+        (r["generate"], 200): 1,
+        (r["long"], 200): 1,
     }
     assert _by_route_and_status(run) == expected  # health checks and /metrics are not among them
     assert run.sent.statuses["item", 200] == s.CONCURRENT  # the lifespan ran: /items reads what it set
@@ -82,10 +115,17 @@ def test_counts_per_route_and_status_are_exact(run: Run) -> None:
 
 def test_access_denials_countable_per_route_without_client_identity(run: Run) -> None:
     denied = {key: n for key, n in _by_route_and_status(run).items() if key[1] in (401, 403, 429)}
-    assert denied == {(run.routes["admin"], 401): s.UNAUTHORIZED_CALLS, (run.routes["admin"], 403): s.FORBIDDEN_CALLS,
-                      (run.routes["limited"], 429): s.LIMITED_CALLS}
-    keys = {key for p in final(run.receiver, DURATION) if p.attributes["http.response.status_code"] in (401, 403, 429)
-            for key in p.attributes}
+    assert denied == {
+        (run.routes["admin"], 401): s.UNAUTHORIZED_CALLS,
+        (run.routes["admin"], 403): s.FORBIDDEN_CALLS,
+        (run.routes["limited"], 429): s.LIMITED_CALLS,
+    }
+    keys = {
+        key
+        for p in final(run.receiver, DURATION)
+        if p.attributes["http.response.status_code"] in (401, 403, 429)
+        for key in p.attributes
+    }
     assert keys == {"http.request.method", "http.route", "http.response.status_code", "url.scheme"}
 
 
@@ -179,13 +219,17 @@ def test_each_gunicorn_worker_exports_as_its_own_instance(gunicorn_run: Run) -> 
     assert spans == {p.resource["service.instance.id"] for p in points}
 
 
-@pytest.mark.parametrize(("argv", "route", "grpc_env"), [
-    (UVICORN, "/items/{item_id}", {}),  # uvicorn ends with SIGTERM itself: atexit never runs
-    # gRPC channels across the fork of a preloaded app, configured as docs/middleware.md advises.
-    (GUNICORN, "/items/<int:item_id>", {"GRPC_ENABLE_FORK_SUPPORT": "true", "GRPC_POLL_STRATEGY": "poll"}),
-])
-def test_everything_is_flushed_at_shutdown_over_grpc(argv: list[str], route: str, grpc_env: dict[str, str],
-                                                     tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("argv", "route", "grpc_env"),
+    [
+        (UVICORN, "/items/{item_id}", {}),  # uvicorn ends with SIGTERM itself: atexit never runs
+        # gRPC channels across the fork of a preloaded app, configured as docs/middleware.md advises.
+        (GUNICORN, "/items/<int:item_id>", {"GRPC_ENABLE_FORK_SUPPORT": "true", "GRPC_POLL_STRATEGY": "poll"}),
+    ],
+)
+def test_everything_is_flushed_at_shutdown_over_grpc(
+    argv: list[str], route: str, grpc_env: dict[str, str], tmp_path: Path
+) -> None:
     with OTLPReceiver() as receiver:
         # With a one-minute interval, only the export at shutdown can deliver these requests.
         env = {**otlp_env(receiver, "grpc", interval_ms=60_000), **grpc_env}

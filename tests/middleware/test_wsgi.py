@@ -51,8 +51,12 @@ def plain_app(body: Any, status: str = "200 OK", route: str | None = None) -> WS
 
 
 def environ(path: str = "/x", method: str = "GET", **headers: str) -> dict[str, Any]:
-    return {"REQUEST_METHOD": method, "PATH_INFO": path, "wsgi.url_scheme": "http",
-            **{"HTTP_" + k.upper(): v for k, v in headers.items()}}
+    return {
+        "REQUEST_METHOD": method,
+        "PATH_INFO": path,
+        "wsgi.url_scheme": "http",
+        **{"HTTP_" + k.upper(): v for k, v in headers.items()},
+    }
 
 
 def serve(app: WSGIApp, env: dict[str, Any], read: int | None = None) -> tuple[str, list[bytes]]:
@@ -128,10 +132,21 @@ def test_flask_routes_statuses_and_errors(otlp: Any, flask_app: Flask) -> None:
     client = flask_app.test_client()
     for path in ("/items/1", "/items/2", "/admin", "/nope", "/boom", "/health"):
         client.get(path, buffered=True)
-    recorded = {(p.attributes.get("http.route"), p.attributes["http.response.status_code"],
-                 p.attributes.get("error.type"), p.count) for p in points(receiver)}
-    assert recorded == {("/items/<int:item_id>", 200, None, 2), ("/admin", 401, None, 1), (None, 404, None, 1),
-                        ("/boom", 500, f"{__name__}.Broken", 1)}  # 401 from a before_request keeps its route
+    recorded = {
+        (
+            p.attributes.get("http.route"),
+            p.attributes["http.response.status_code"],
+            p.attributes.get("error.type"),
+            p.count,
+        )
+        for p in points(receiver)
+    }
+    assert recorded == {
+        ("/items/<int:item_id>", 200, None, 2),
+        ("/admin", 401, None, 1),
+        (None, 404, None, 1),
+        ("/boom", 500, f"{__name__}.Broken", 1),
+    }  # 401 from a before_request keeps its route
 
 
 def test_propagated_exception_is_the_same_object(otlp: Any, flask_app: Flask) -> None:
@@ -191,7 +206,9 @@ def test_exception_mid_body_is_reraised_and_recorded(otlp: Any) -> None:
     assert body.closed == 1
     [duration] = points(receiver)
     assert (duration.attributes["http.response.status_code"], duration.attributes["error.type"]) == (
-        200, f"{__name__}.Broken")
+        200,
+        f"{__name__}.Broken",
+    )
 
 
 def test_streamed_body_spans_nest_under_the_server_span(otlp: Any, flask_app: Flask) -> None:
@@ -211,7 +228,9 @@ def test_only_allow_listed_headers_reach_the_span(otlp: Any) -> None:
     serve(app, environ(X_REQUEST_ID="r-1", AUTHORIZATION="Bearer secret", COOKIE="s=secret"))
     [span] = spans(receiver)
     assert {k: v for k, v in span.attributes.items() if ".header." in k} == {
-        "http.request.header.x-request-id": ["r-1"], "http.response.header.content-type": ["text/plain"]}
+        "http.request.header.x-request-id": ["r-1"],
+        "http.response.header.content-type": ["text/plain"],
+    }
 
 
 def test_default_skip_paths_pass_straight_through(otlp: Any) -> None:
@@ -222,8 +241,9 @@ def test_default_skip_paths_pass_straight_through(otlp: Any) -> None:
     assert points(receiver) == [] and receiver.spans() == []
 
 
-def test_failure_inside_llmobs_never_changes_the_response(otlp: Any, monkeypatch: pytest.MonkeyPatch,
-                                                          caplog: pytest.LogCaptureFixture) -> None:
+def test_failure_inside_llmobs_never_changes_the_response(
+    otlp: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     otlp()
 
     def broken(*args: Any) -> None:

@@ -36,8 +36,9 @@ async def drive(url: str) -> Sent:
     # A connection per request: a pooled one the server has just timed out would fail the request.
     limits = httpx.Limits(max_connections=s.CONCURRENT, max_keepalive_connections=0)
     async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as client:
-        items = await asyncio.gather(*(client.get(f"/items/{n}", headers=_traced(sent, n))
-                                       for n in range(1, s.CONCURRENT + 1)))
+        items = await asyncio.gather(
+            *(client.get(f"/items/{n}", headers=_traced(sent, n)) for n in range(1, s.CONCURRENT + 1))
+        )
         for response in items:
             sent.statuses["item", response.status_code] += 1
             sent.pids.update([response.json().get("pid", 0)])
@@ -55,8 +56,9 @@ async def drive(url: str) -> Sent:
         stream = await client.get("/stream", headers=_traced(sent, 100_001))
         sent.statuses["stream", stream.status_code] += 1
         sent.stream_body = stream.content
-        generated = await client.post(s.CANARY_URL, json=s.CANARY_BODY,
-                                      headers={**s.CANARY_HEADERS, **_traced(sent, 100_002)})
+        generated = await client.post(
+            s.CANARY_URL, json=s.CANARY_BODY, headers={**s.CANARY_HEADERS, **_traced(sent, 100_002)}
+        )
         sent.statuses["generate", generated.status_code] += 1
     sent.disconnected_after = await _leave_mid_stream(url)
     return sent

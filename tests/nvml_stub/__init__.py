@@ -28,18 +28,47 @@ Gpu = Mapping[str, object]
 [(pid, bytes)], ``lost_after``: n, and ``sleep``: (field, seconds)."""
 
 H100: Gpu = {
-    "name": "NVIDIA H100 80GB HBM3", "util": 87, "util_mem": 40, "mem_total": 80 * GIB, "mem_used": 31 * GIB,
-    "temp": 71, "power": 245_000, "energy": 9_000_000, "clock_sm": 1980, "clock_mem": 2619, "throttle": 0x4,
-    "ecc_corrected": 3, "ecc_uncorrected": 0, "pcie_tx": 1000, "pcie_rx": 2000, "pcie_tx_bytes": 10**9,
-    "pcie_rx_bytes": 2 * 10**9, "enc": 5, "dec": 7,
+    "name": "NVIDIA H100 80GB HBM3",
+    "util": 87,
+    "util_mem": 40,
+    "mem_total": 80 * GIB,
+    "mem_used": 31 * GIB,
+    "temp": 71,
+    "power": 245_000,
+    "energy": 9_000_000,
+    "clock_sm": 1980,
+    "clock_mem": 2619,
+    "throttle": 0x4,
+    "ecc_corrected": 3,
+    "ecc_uncorrected": 0,
+    "pcie_tx": 1000,
+    "pcie_rx": 2000,
+    "pcie_tx_bytes": 10**9,
+    "pcie_rx_bytes": 2 * 10**9,
+    "enc": 5,
+    "dec": 7,
 }
 
 
 def build(directory: Path) -> Path:
     """Compile the stand-in into ``directory`` as libnvidia-ml.so.1; returns ``directory``, for
     LD_LIBRARY_PATH (read at process start, so only processes started afterwards load it)."""
-    subprocess.run(["gcc", "-shared", "-fPIC", "-O2", "-Wall", "-Wextra", "-Werror", f"-Wl,-soname,{LIBRARY}",
-                    "-o", str(directory / LIBRARY), str(SOURCE)], check=True)
+    subprocess.run(
+        [
+            "gcc",
+            "-shared",
+            "-fPIC",
+            "-O2",
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+            f"-Wl,-soname,{LIBRARY}",
+            "-o",
+            str(directory / LIBRARY),
+            str(SOURCE),
+        ],
+        check=True,
+    )
     return directory
 
 
