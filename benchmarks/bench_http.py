@@ -84,7 +84,7 @@ def _fastapi(case: str) -> Any:
         tracer_provider, meter_provider = _sdk_providers()
         FastAPIInstrumentor.instrument_app(app, tracer_provider=tracer_provider, meter_provider=meter_provider)
     elif case.startswith("fastapi-llmobs"):
-        from llmobs.middleware import instrument_fastapi
+        from llmobs._middleware import instrument_fastapi
 
         _start_llmobs(case.endswith("tracing"))
         instrument_fastapi(app)
@@ -108,7 +108,7 @@ def _flask(case: str) -> Any:
             app, tracer_provider=tracer_provider, meter_provider=meter_provider
         )
     elif case.startswith("flask-llmobs"):
-        from llmobs.middleware import instrument_flask
+        from llmobs._middleware import instrument_flask
 
         _start_llmobs(case.endswith("tracing"))
         instrument_flask(app)

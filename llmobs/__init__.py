@@ -1,26 +1,27 @@
 """llmobs: OpenTelemetry metrics and spans for model-serving code, with negligible overhead."""
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING as _TYPE_CHECKING
+from typing import Any as _Any
 
-from .batch import BatchRun, current_batch, monitor_batch
-from .config import ConfigError
-from .inference import monitor_inference
-from .recorder import Inference, current_inference
-from .runtime import force_flush, init, shutdown
-from .version import __version__
+from ._batch import BatchRun, current_batch, monitor_batch
+from ._call import Inference, current_inference
+from ._config import ConfigError
+from ._inference import monitor_inference
+from ._lifecycle import force_flush, init, shutdown
+from ._version import __version__
 
-if TYPE_CHECKING:
-    from .middleware import ASGIMiddleware, WSGIMiddleware, instrument_fastapi, instrument_flask
+if _TYPE_CHECKING:
+    from ._middleware import ASGIMiddleware, WSGIMiddleware, instrument_fastapi, instrument_flask
 
 _MIDDLEWARE = ("ASGIMiddleware", "WSGIMiddleware", "instrument_fastapi", "instrument_flask")
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> _Any:
     """The HTTP middleware loads on first use, so that importing llmobs imports no web framework."""
     if name in _MIDDLEWARE:
-        from . import middleware
+        from . import _middleware
 
-        return getattr(middleware, name)
+        return getattr(_middleware, name)
     raise AttributeError(f"module 'llmobs' has no attribute {name!r}")
 
 
@@ -41,3 +42,18 @@ __all__ = [
     "shutdown",
     "WSGIMiddleware",
 ]
+
+for _name in (
+    "BatchRun",
+    "ConfigError",
+    "Inference",
+    "current_batch",
+    "current_inference",
+    "force_flush",
+    "init",
+    "monitor_batch",
+    "monitor_inference",
+    "shutdown",
+):
+    globals()[_name].__module__ = __name__  # shown as llmobs.ConfigError, not llmobs._config.ConfigError
+del _name

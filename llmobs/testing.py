@@ -16,8 +16,8 @@ from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult,
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from . import config, runtime
-from .aggregation import Registry
+from . import _config, _lifecycle
+from ._aggregation import Registry
 
 
 class _LastExport(MetricExporter):
@@ -48,7 +48,7 @@ class Telemetry:
     def points(self, name: str, attributes: Mapping[str, Any] | None = None) -> list[Any]:
         """Data points (``HistogramDataPoint``/``NumberDataPoint``) of metric ``name`` whose
         attributes include every item of ``attributes``."""
-        runtime.force_flush()
+        _lifecycle.force_flush()
         data = self._metrics.data
         want = (attributes or {}).items()
         return [
@@ -63,7 +63,7 @@ class Telemetry:
 
     def spans(self) -> list[ReadableSpan]:
         """Finished spans, oldest first."""
-        runtime.force_flush()
+        _lifecycle.force_flush()
         return list(self._spans.get_finished_spans())
 
 
@@ -71,17 +71,17 @@ class Telemetry:
 def capture(traces: bool = True) -> Iterator[Telemetry]:
     """Start llmobs with in-memory exporters only (no summary, no collector, no network), and
     shut it down afterwards. llmobs must not be running already."""
-    if runtime.state.settings is not None:
+    if _lifecycle.state.settings is not None:
         raise RuntimeError("llmobs is already initialized: call llmobs.shutdown() before capture()")
-    settings = config.load(
+    settings = _config.load(
         {"summary": False, "gpu": False, "host": False, "export_interval": 3600, "traces": None if traces else False},
         env={},
     )
     metrics, spans = _LastExport(), InMemorySpanExporter()
-    with runtime.state.lock:
-        runtime.state.registry = Registry()  # only what happens inside the block
-        runtime._start(settings, [metrics], [spans] if traces else [])
+    with _lifecycle.state.lock:
+        _lifecycle.state.registry = Registry()  # only what happens inside the block
+        _lifecycle._start(settings, [metrics], [spans] if traces else [])
     try:
         yield Telemetry(metrics, spans)
     finally:
-        runtime.shutdown()
+        _lifecycle.shutdown()

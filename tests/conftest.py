@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 import llmobs
-from llmobs import safety
+from llmobs import _failsafe
 from tests.otlp_receiver import OTLPReceiver
 
 
@@ -21,7 +21,7 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     for key in list(os.environ):
         if key.startswith(("OTEL_", "LLMOBS_")):
             monkeypatch.delenv(key)
-    safety._reported.clear()  # "warn once" starts over in each test
+    _failsafe.reset()  # "warn once" starts over in each test
     yield
     llmobs.shutdown(timeout=2)
 
@@ -50,22 +50,3 @@ def otlp(receiver: OTLPReceiver) -> Iterator[Callable[..., OTLPReceiver]]:
 def llmobs_logs(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
     caplog.set_level(logging.DEBUG)
     return caplog
-
-
-BASE = {"gen_ai.request.model": "m", "gen_ai.operation.name": "chat", "gen_ai.provider.name": "llmobs"}
-
-
-def exported(receiver: OTLPReceiver, name: str, attributes: dict[str, Any] | None = None) -> list[Any]:
-    """Force an export and return the points of ``name`` whose attributes equal ``attributes`` exactly."""
-    assert llmobs.force_flush(timeout=5)
-    points = receiver.latest(name)
-    if attributes is None:
-        return points
-    return [p for p in points if p.attributes == attributes]
-
-
-def one(receiver: OTLPReceiver, name: str, attributes: dict[str, Any]) -> Any:
-    """The single exported point of ``name`` with exactly ``attributes``."""
-    points = exported(receiver, name, attributes)
-    assert len(points) == 1, f"{name} {attributes}: {[p.attributes for p in receiver.latest(name)]}"
-    return points[0]

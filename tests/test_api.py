@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -36,3 +37,12 @@ def test_import_loads_no_framework_nor_collector_dependency() -> None:
     code = f"import sys, llmobs; print([m for m in {heavy!r} if m in sys.modules])"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_the_namespace_holds_only_the_public_names() -> None:
+    """As httpx checks: nothing reaches ``llmobs.`` by accident (typing names, internal modules)."""
+    code = "import llmobs, json; print(json.dumps(sorted(n for n in vars(llmobs) if not n.startswith('_'))))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    lazy = {"ASGIMiddleware", "WSGIMiddleware", "instrument_fastapi", "instrument_flask"}
+    public_modules = {"semconv"}
+    assert set(json.loads(result.stdout)) == set(llmobs.__all__) - lazy - {"__version__"} | public_modules

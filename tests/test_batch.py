@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 import llmobs
-from tests.conftest import exported, one
+from tests.helpers import exported, one
 
 NAME = {"llmobs.batch.name": "nightly"}
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 import llmobs
-from llmobs.config import ConfigError, load
+from llmobs._config import ConfigError, load
 
 SECRET = "s3cr3t-t0ken"
 
@@ -149,6 +149,6 @@ def test_option_headers_add_to_the_variables_and_secrets_never_reach_a_log(
 def test_init_rejects_bad_options_before_starting_anything() -> None:
     with pytest.raises(ConfigError, match="valid options are"):
         llmobs.init(service_name="x", endpont="http://typo:4317")
-    from llmobs import runtime
+    from llmobs import _lifecycle
 
-    assert runtime.state.settings is None and runtime.state.exports == []
+    assert _lifecycle.state.settings is None and _lifecycle.state.exports == []

@@ -13,7 +13,7 @@ def test_demo_prints_the_summary_and_exports(receiver: OTLPReceiver) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "LLMOBS_"))}
     env.update(OTEL_EXPORTER_OTLP_ENDPOINT=receiver.http_endpoint, OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf")
     result = subprocess.run(
-        [sys.executable, "-m", "llmobs.cli", "demo", "--duration", "2", "--interval", "1", "--concurrency", "4"],
+        [sys.executable, "-m", "llmobs._cli", "demo", "--duration", "2", "--interval", "1", "--concurrency", "4"],
         env=env,
         capture_output=True,
         text=True,
@@ -39,6 +39,6 @@ def test_demo_prints_the_summary_and_exports(receiver: OTLPReceiver) -> None:
 
 def test_demo_rejects_bad_arguments() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "llmobs.cli", "demo", "--duration", "0"], capture_output=True, text=True, timeout=30
+        [sys.executable, "-m", "llmobs._cli", "demo", "--duration", "0"], capture_output=True, text=True, timeout=30
     )
     assert result.returncode == 2 and "--duration and --interval must be positive" in result.stderr

@@ -6,9 +6,9 @@ import time
 
 from opentelemetry.sdk.resources import Resource
 
-from llmobs import instruments as names
-from llmobs.aggregation import Registry
-from llmobs.export import Points
+from llmobs import semconv as names
+from llmobs._aggregation import Registry
+from llmobs._points import Points
 
 ATTRS = ((names.INTERFACE, "veth0"),)
 

@@ -14,8 +14,8 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 
 import llmobs
-from llmobs import runtime, safety
-from tests.conftest import BASE, exported, one
+from llmobs import _failsafe, _lifecycle
+from tests.helpers import BASE, exported, one
 
 
 def test_sync_call_duration_and_attributes(otlp: Any) -> None:
@@ -383,7 +383,7 @@ def test_current_inference_outside_a_call_records_nothing() -> None:
 
 
 def test_calls_before_init_are_exported_after_it(receiver: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(runtime, "state", runtime.State())  # as in a fresh process
+    monkeypatch.setattr(_lifecycle, "state", _lifecycle.State())  # as in a fresh process
 
     @llmobs.monitor_inference(model="m", operation="chat")
     def predict() -> None:
@@ -428,10 +428,10 @@ def test_warnings_stay_bounded_with_user_chosen_keys(otlp: Any, caplog: pytest.L
         llmobs.current_inference().set_attribute(f"key{i}", [i])
 
     with caplog.at_level(logging.WARNING, logger="llmobs"):
-        for i in range(safety.MAX_REPORTED + 500):
+        for i in range(_failsafe.MAX_REPORTED + 500):
             predict(i)
-    assert len(safety._reported) == safety.MAX_REPORTED
-    assert len(caplog.records) == safety.MAX_REPORTED
+    assert len(_failsafe._reported) == _failsafe.MAX_REPORTED
+    assert len(caplog.records) == _failsafe.MAX_REPORTED
 
 
 def test_absurd_token_counts_never_corrupt_a_series(otlp: Any, caplog: pytest.LogCaptureFixture) -> None:

@@ -13,7 +13,7 @@ import pytest
 from opentelemetry import trace
 
 import llmobs
-from tests.conftest import BASE, exported, one
+from tests.helpers import BASE, exported, one
 
 DURATION = "gen_ai.server.request.duration"
 OUTPUT = {**BASE, "gen_ai.token.type": "output"}

@@ -6,9 +6,9 @@ from opentelemetry.sdk.metrics.export import Histogram as HistogramData
 from opentelemetry.sdk.metrics.export import HistogramDataPoint, Metric, NumberDataPoint
 from opentelemetry.sdk.metrics.export import Sum as SumData
 
-from llmobs import instruments as names
-from llmobs.export import DELTA
-from llmobs.summary import percentile, render
+from llmobs import semconv as names
+from llmobs._points import DELTA
+from llmobs._summary import percentile, render
 
 
 def test_percentile_interpolates_inside_the_bucket() -> None:

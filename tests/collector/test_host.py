@@ -16,8 +16,8 @@ import psutil
 import pytest
 
 import llmobs
-from llmobs import runtime
-from llmobs.collector import cgroup
+from llmobs import _lifecycle
+from llmobs._collector import cgroup
 from tests.collector.conftest import eventually, names, newest, value
 from tests.otlp_receiver import MetricPoint, OTLPReceiver
 
@@ -130,10 +130,10 @@ def test_collection_off(
     receiver = otlp(**options)
     llmobs.monitor_inference(lambda: None)()
     points = exported(receiver, lambda p: "gen_ai.server.request.duration" in names(p))
-    assert runtime.state.collector is None
-    assert not [n for n in names(points) if n.startswith(("system.", "process.", "hw.", "llmobs.collector"))]
+    assert _lifecycle.state.collector is None
+    assert not [n for n in names(points) if n.startswith(("system.", "process.", "hw.", "llmobs._collector"))]
 
 
 def test_importing_llmobs_leaves_nvml_and_the_collector_alone() -> None:
-    code = "import sys, llmobs; print(sorted({'pynvml', 'llmobs.collector'} & set(sys.modules)))"
+    code = "import sys, llmobs; print(sorted({'pynvml', 'llmobs._collector'} & set(sys.modules)))"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "[]\n"

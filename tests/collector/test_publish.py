@@ -9,12 +9,12 @@ from types import SimpleNamespace
 import psutil
 import pytest
 
-from llmobs import instruments as names
-from llmobs.aggregation import Registry, ValueSnapshot
-from llmobs.attributes import Attributes
-from llmobs.collector.host import HostSource
-from llmobs.collector.publish import Publisher
-from llmobs.collector.reading import Reading, Value
+from llmobs import semconv as names
+from llmobs._aggregation import Registry, ValueSnapshot
+from llmobs._attributes import Attributes
+from llmobs._collector.host import HostSource
+from llmobs._collector.publish import Publisher
+from llmobs._collector.reading import Reading, Value
 
 
 def exported(registry: Registry, name: str, attribute: str) -> dict[object, float]:

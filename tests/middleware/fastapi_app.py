@@ -10,7 +10,7 @@ from fastapi import FastAPI, Header, HTTPException, Request
 from fastapi.responses import PlainTextResponse, StreamingResponse
 
 import llmobs
-from llmobs.middleware import instrument_fastapi
+from llmobs._middleware import instrument_fastapi
 from tests.middleware import scenario
 
 llmobs.init(service_name="asgi-test")

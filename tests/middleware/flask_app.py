@@ -11,7 +11,7 @@ from typing import NoReturn
 from flask import Flask, Response, abort, request
 
 import llmobs
-from llmobs.middleware import instrument_flask
+from llmobs._middleware import instrument_flask
 from tests.middleware import scenario
 
 llmobs.init(service_name="wsgi-test")

@@ -13,9 +13,9 @@ from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import llmobs
-from llmobs import safety
-from llmobs.middleware import ASGIMiddleware, instrument_fastapi
-from llmobs.middleware.exchange import Exchange
+from llmobs import _failsafe
+from llmobs._middleware import ASGIMiddleware, instrument_fastapi
+from llmobs._middleware.request import Exchange
 from tests.otlp_receiver import MetricPoint, OTLPReceiver, SpanRecord
 
 DURATION = "http.server.request.duration"
@@ -362,7 +362,7 @@ def test_failure_inside_llmobs_never_changes_the_response(
     def broken(*args: Any) -> None:
         raise RuntimeError("llmobs bug")
 
-    monkeypatch.setattr(safety, "_reported", set())  # each place logs once per process
+    _failsafe.reset()  # each place logs once per process
     monkeypatch.setattr(Exchange, "started", broken)
     monkeypatch.setattr(Exchange, "sent", broken)
     with caplog.at_level(logging.WARNING, logger="llmobs"):

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from llmobs import ConfigError
-from llmobs.middleware.options import DEFAULT_SKIP_PATHS, options
+from llmobs._middleware.options import DEFAULT_SKIP_PATHS, options
 
 
 @pytest.mark.parametrize(
@@ -45,7 +45,7 @@ def run(code: str) -> str:
 
 def test_importing_llmobs_imports_no_web_framework() -> None:
     out = run("""
-        import sys, llmobs, llmobs.middleware
+        import sys, llmobs, llmobs._middleware
         heavy = ("fastapi", "starlette", "flask", "werkzeug", "opentelemetry.instrumentation.asgi",
                  "opentelemetry.instrumentation.wsgi")
         print(sorted(m for m in heavy if m in sys.modules))
@@ -57,6 +57,6 @@ def test_a_missing_extra_says_what_to_install() -> None:
     out = run("""
         import sys
         sys.modules["opentelemetry.instrumentation.asgi"] = None  # as if the extra were not installed
-        from llmobs.middleware import ASGIMiddleware
+        from llmobs._middleware import ASGIMiddleware
     """)
     assert "pip install 'llmobs[fastapi]'" in out

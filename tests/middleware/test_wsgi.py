@@ -10,10 +10,10 @@ import pytest
 from flask import Flask, Response, abort, request
 
 import llmobs
-from llmobs import safety
-from llmobs.middleware import WSGIMiddleware, instrument_flask
-from llmobs.middleware.exchange import Exchange
-from llmobs.middleware.wsgi import ROUTE_KEY
+from llmobs import _failsafe
+from llmobs._middleware import WSGIMiddleware, instrument_flask
+from llmobs._middleware.request import Exchange
+from llmobs._middleware.wsgi import ROUTE_KEY
 from tests.otlp_receiver import MetricPoint, OTLPReceiver, SpanRecord
 
 WSGIApp = Callable[[dict[str, Any], Any], Any]
@@ -249,7 +249,7 @@ def test_failure_inside_llmobs_never_changes_the_response(
     def broken(*args: Any) -> None:
         raise RuntimeError("llmobs bug")
 
-    monkeypatch.setattr(safety, "_reported", set())  # each place logs once per process
+    _failsafe.reset()  # each place logs once per process
     monkeypatch.setattr(Exchange, "started", broken)
     monkeypatch.setattr(Exchange, "sent", broken)
     with caplog.at_level(logging.WARNING, logger="llmobs"):

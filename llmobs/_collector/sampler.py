@@ -10,8 +10,8 @@ import threading
 import time
 from typing import Protocol
 
-from ..instruments import ERROR_TYPE
-from ..safety import report, warn_once
+from .._failsafe import internal_error, warn_once
+from ..semconv import ERROR_TYPE
 from .publish import Publisher
 from .reading import Reading
 
@@ -83,11 +83,11 @@ class Sampler:
         try:
             self._source.close()
         except Exception:
-            report(f"closing the {self._name} collector")
+            internal_error(f"closing the {self._name} collector")
 
     def _sample(self) -> Reading:
         try:
             return self._source.read(self._holder)
         except Exception:
-            report(f"{self._name} collector")
+            internal_error(f"{self._name} collector")
             return Reading(failed=True)

@@ -13,11 +13,12 @@ from collections.abc import Callable, Mapping
 from time import perf_counter
 from typing import Any, TypeVar, overload
 
-from . import runtime
-from .config import ConfigError
-from .recorder import CANCELLED, NO_USAGE, Inference, Site, UsageExtractor, enter, handle, leave
-from .safety import report
-from .streams import wrap_async_generator, wrap_generator
+from . import _lifecycle
+from ._call import NO_USAGE, Inference, Site, UsageExtractor, enter, handle, leave
+from ._config import ConfigError
+from ._failsafe import internal_error
+from ._streams import wrap_async_generator, wrap_generator
+from .semconv import CANCELLED
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -91,7 +92,7 @@ def monitor_inference(
 
 
 def _wrap_function(fn: Callable[..., Any], site: Site) -> Callable[..., Any]:
-    state = runtime.state
+    state = _lifecycle.state
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -107,7 +108,7 @@ def _wrap_function(fn: Callable[..., Any], site: Site) -> Callable[..., Any]:
             else:
                 call = site.begin()
         except Exception:
-            report("inference start")
+            internal_error("inference start")
             call = Inference(perf_counter(), None)
         token = enter(call)
         try:
@@ -125,7 +126,7 @@ def _wrap_function(fn: Callable[..., Any], site: Site) -> Callable[..., Any]:
             else:
                 site.end(handle(call), None, result)
         except Exception:
-            report("inference end")
+            internal_error("inference end")
         return result
 
     return wrapper

@@ -7,7 +7,7 @@ import os
 import time
 from pathlib import Path
 
-from llmobs.collector.singleton import HostLock
+from llmobs._collector.host_lock import HostLock
 from tests.collector.conftest import Host, eventually, names, value
 from tests.nvml_stub import H100, uuid
 

@@ -10,9 +10,9 @@ from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any
 
-from .. import instruments as names
-from ..attributes import Attributes
-from ..safety import logger, warn_once
+from .. import semconv as names
+from .._attributes import Attributes
+from .._failsafe import logger, warn_once
 from .reading import Reading, Value, extend, snake
 
 Reader = Callable[[Any, Any, Attributes], list[Value]]

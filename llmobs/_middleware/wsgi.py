@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING, Any
 from opentelemetry import context as otel_context
 from opentelemetry.instrumentation.wsgi import wsgi_getter
 
-from ..recorder import CLIENT_CLOSED
-from ..safety import report, warn_once
-from .exchange import Exchange, Tracker, body_size
+from .._failsafe import internal_error, warn_once
+from ..semconv import CLIENT_CLOSED
 from .options import options
+from .request import Exchange, Tracker, body_size
 
 if TYPE_CHECKING:
     from _typeshed import OptExcInfo
@@ -107,7 +107,7 @@ class _Body:
             try:
                 exchange.sent(self._pending)
             except Exception:
-                report("wsgi body")
+                internal_error("wsgi body")
             self._pending = 0
         token = None if exchange.context is None else otel_context.attach(exchange.context)
         try:
@@ -126,7 +126,7 @@ class _Body:
         try:
             self._pending = len(chunk)
         except Exception:
-            report("wsgi body")
+            internal_error("wsgi body")
         return chunk
 
     def close(self) -> None:
@@ -147,14 +147,14 @@ def _started(exchange: Exchange, status: str, headers: list[tuple[str, str]]) ->
     try:
         exchange.started(int(status[:3]), headers)
     except Exception:
-        report("wsgi start_response")
+        internal_error("wsgi start_response")
 
 
 def _content_length(environ: WSGIEnvironment) -> int | None:
     try:
         return body_size(environ.get("CONTENT_LENGTH"))
     except Exception:
-        report("wsgi content-length")
+        internal_error("wsgi content-length")
         return None
 
 
@@ -199,13 +199,13 @@ def instrument_flask(
             if rule is not None:
                 request.environ[ROUTE_KEY] = rule.rule
         except Exception:
-            report("flask request_started")
+            internal_error("flask request_started")
 
     def remember_error(sender: object, exception: BaseException, **extra: object) -> None:
         try:
             request.environ[ERROR_KEY] = exception
         except Exception:
-            report("flask got_request_exception")
+            internal_error("flask got_request_exception")
 
     request_started.connect(remember_route, app, weak=False)
     got_request_exception.connect(remember_error, app, weak=False)

@@ -14,19 +14,19 @@ from typing import TYPE_CHECKING, Any
 
 from opentelemetry import metrics, trace
 
-from . import config
-from .aggregation import NOOP, Registry, Series
-from .attributes import Attributes
-from .instruments import Instrument
-from .safety import logger, report
-from .version import __version__
+from . import _config
+from ._aggregation import NOOP, Registry, Series
+from ._attributes import Attributes
+from ._failsafe import internal_error, logger
+from ._version import __version__
+from .semconv import Instrument
 
 if TYPE_CHECKING:
     # The SDK's resources module imports psutil: loaded at init, not when llmobs is imported.
     from opentelemetry.sdk.resources import Resource
 
-    from .collector import Collector
-    from .export import PeriodicExport
+    from ._collector import Collector
+    from ._periodic import PeriodicExport
 
 
 class _Disabled:
@@ -50,7 +50,7 @@ class State:
         self.registry: Recording = Registry()
         self.tracer: trace.Tracer | None = None
         self.generation = 0
-        self.settings: config.Settings | None = None
+        self.settings: _config.Settings | None = None
         self.exports: list[PeriodicExport] = []
         self.tracer_provider: Any = None
         self.resource: Resource | None = None
@@ -68,7 +68,7 @@ def init(service_name: str | None = None, **options: Any) -> None:
 
     Safe to call twice (the second call changes nothing). Raises ``ConfigError`` on bad settings.
     """
-    settings = config.load({"service_name": service_name, **options})
+    settings = _config.load({"service_name": service_name, **options})
     with state.lock:
         if state.settings is not None:
             if settings != state.settings:
@@ -81,7 +81,7 @@ def init(service_name: str | None = None, **options: Any) -> None:
             _start(settings)
         except Exception as exc:
             shutdown(timeout=0)  # nothing half-started stays behind; a corrected init() starts afresh
-            raise config.ConfigError(
+            raise _config.ConfigError(
                 f"llmobs could not start its exporters ({type(exc).__name__}: {exc}); "
                 "check the OTEL_EXPORTER_OTLP_* variables"
             ) from exc
@@ -91,7 +91,7 @@ def init(service_name: str | None = None, **options: Any) -> None:
 
 
 def _start(
-    settings: config.Settings,
+    settings: _config.Settings,
     metric_exporters: Sequence[Any] = (),
     span_exporters: Sequence[Any] = (),
     resource: Resource | None = None,
@@ -106,13 +106,13 @@ def _start(
         state.registry = _registry(settings, resource, metric_exporters)
         state.tracer = _tracer(settings, resource, span_exporters)
         if settings.gpu or settings.host:
-            from . import collector
+            from ._collector import Collector
 
-            state.collector = collector.Collector(settings, state.registry)
+            state.collector = Collector(settings, state.registry)
     state.generation += 1
 
 
-def _resource(settings: config.Settings) -> Resource:
+def _resource(settings: _config.Settings) -> Resource:
     attributes: dict[str, Any] = dict(settings.resource_attributes)
     if settings.service_name:
         attributes["service.name"] = settings.service_name
@@ -132,19 +132,19 @@ def _new_instance(resource: Resource) -> Resource:
     return resource.merge(Resource({"service.instance.id": str(uuid.uuid4())}))
 
 
-def _registry(settings: config.Settings, resource: Resource, extra: Sequence[Any]) -> Registry:
+def _registry(settings: _config.Settings, resource: Resource, extra: Sequence[Any]) -> Registry:
     provider = metrics.get_meter_provider()
     if _installed(provider):
         return Registry(settings.max_series, meter=provider.get_meter("llmobs", __version__))
     registry = state.registry if isinstance(state.registry, Registry) else Registry()
     registry.max_series = settings.max_series
     if settings.metrics_otlp is not None:
-        from .exporters import metric_exporter
+        from ._otlp import metric_exporter
 
         target = settings.metrics_otlp
         _export(registry, metric_exporter(target), resource, target.temporality != "cumulative", settings)
     if settings.summary:
-        from .summary import SummaryExporter
+        from ._summary import SummaryExporter
 
         _export(registry, SummaryExporter(), resource, True, settings)
     for exporter in extra:
@@ -152,15 +152,16 @@ def _registry(settings: config.Settings, resource: Resource, extra: Sequence[Any
     return registry
 
 
-def _export(registry: Registry, exporter: Any, resource: Resource, delta: bool, settings: config.Settings) -> None:
-    from .export import PeriodicExport, Points
+def _export(registry: Registry, exporter: Any, resource: Resource, delta: bool, settings: _config.Settings) -> None:
+    from ._periodic import PeriodicExport
+    from ._points import Points
 
     state.exports.append(
         PeriodicExport(registry, exporter, Points(resource, delta), settings.export_interval, settings.export_timeout)
     )
 
 
-def _tracer(settings: config.Settings, resource: Resource, extra: Sequence[Any]) -> trace.Tracer | None:
+def _tracer(settings: _config.Settings, resource: Resource, extra: Sequence[Any]) -> trace.Tracer | None:
     if settings.traces is False:
         return None
     provider = trace.get_tracer_provider()
@@ -173,7 +174,7 @@ def _tracer(settings: config.Settings, resource: Resource, extra: Sequence[Any])
 
     own = TracerProvider(resource=resource, shutdown_on_exit=False)
     if settings.traces_otlp is not None:
-        from .exporters import span_exporter
+        from ._otlp import span_exporter
 
         state.span_exporters.append(span_exporter(settings.traces_otlp))
     if settings.traces_console:
@@ -241,7 +242,7 @@ def _run_until(tasks: list[Callable[[], object]], deadline: float) -> bool:
         try:
             results.append(task() is not False)
         except Exception:
-            report("flush or shutdown")
+            internal_error("flush or shutdown")
             results.append(False)
 
     workers = [threading.Thread(target=run, args=(task,), daemon=True) for task in tasks]
@@ -265,7 +266,7 @@ def _stop_tracing(provider: Any, exporters: list[Any], deadline: float) -> bool:
             # there only ends when the exporter is shut down under it.
             exporter.shutdown()
         except Exception:
-            report("span exporter shutdown")
+            internal_error("span exporter shutdown")
     return False
 
 
@@ -294,7 +295,7 @@ def _after_fork_in_child() -> None:
     try:
         _start(settings, resource=_new_instance(resource))
     except Exception:
-        report("restart after fork")
+        internal_error("restart after fork")
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)

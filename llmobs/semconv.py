@@ -1,4 +1,5 @@
-"""Every metric llmobs emits: name, instrument kind, unit and buckets, in one place.
+"""Every name llmobs emits, in one place: metrics (instrument kind, unit, buckets), attribute keys,
+the end reasons of calls and requests cut short, and the ``error.type`` of an exception.
 
 Names follow the OpenTelemetry semantic conventions where they exist (GenAI, HTTP, hardware) and
 live under ``llmobs.`` where they do not, so they never collide with a future convention.
@@ -15,7 +16,8 @@ class Kind(Enum):
 
     HISTOGRAM = "histogram"
     COUNTER = "counter"
-    UP_DOWN_COUNTER = "up_down_counter"  # in llmobs: things in flight, moved by +1 and -1 only
+    IN_FLIGHT = "in_flight"
+    """An up-down counter of things in flight, moved by +1 and -1 only."""
     GAUGE = "gauge"
 
 
@@ -79,7 +81,7 @@ OUTPUT_THROUGHPUT = Instrument(
 )
 ACTIVE_REQUESTS = Instrument(
     "llmobs.inference.active_requests",
-    Kind.UP_DOWN_COUNTER,
+    Kind.IN_FLIGHT,
     "{request}",
     "Inference calls in flight.",
 )
@@ -104,9 +106,8 @@ BATCH_PROGRESS = Instrument(
     "1",
     "Fraction of a batch job's known total that is done.",
 )
-BATCH_ACTIVE = Instrument("llmobs.batch.active", Kind.UP_DOWN_COUNTER, "{batch}", "Batch jobs running now.")
+BATCH_ACTIVE = Instrument("llmobs.batch.active", Kind.IN_FLIGHT, "{batch}", "Batch jobs running now.")
 
-# Attribute keys.
 MODEL = "gen_ai.request.model"
 OPERATION = "gen_ai.operation.name"
 PROVIDER = "gen_ai.provider.name"
@@ -116,6 +117,25 @@ END_REASON = "llmobs.end_reason"
 BATCH_NAME = "llmobs.batch.name"
 BATCH_OUTCOME = "llmobs.batch.outcome"
 OVERFLOW = "otel.metric.overflow"
+USAGE_INPUT_TOKENS = "gen_ai.usage.input_tokens"
+USAGE_OUTPUT_TOKENS = "gen_ai.usage.output_tokens"
+BATCH_DONE = "llmobs.batch.items"
+BATCH_FAILED = "llmobs.batch.failed"
+SERVICE_NAME = "service.name"
+SERVICE_INSTANCE_ID = "service.instance.id"
+PROCESS_PID = "process.pid"
+
+CLIENT_CLOSED = "client_closed"
+"""``llmobs.end_reason`` of a stream or request the client left before its end."""
+CANCELLED = "cancelled"
+"""``llmobs.end_reason`` of a call or request whose task was cancelled."""
+
+
+def error_type(exc: BaseException) -> str:
+    """``error.type``: the exception's fully qualified class name (builtins stay short)."""
+    cls = type(exc)
+    return cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
+
 
 # HTTP server (stable semantic conventions); body-size buckets are powers of 4, 16 B … 256 MiB.
 HTTP_DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
@@ -137,7 +157,7 @@ HTTP_SERVER_TIME_TO_FIRST_BYTE = Instrument(
 )
 HTTP_SERVER_ACTIVE_REQUESTS = Instrument(
     "http.server.active_requests",
-    Kind.UP_DOWN_COUNTER,
+    Kind.IN_FLIGHT,
     "{request}",
     "HTTP requests in flight.",
 )

@@ -11,10 +11,10 @@ import time
 from collections import deque
 from typing import Protocol
 
-from ..aggregation import GaugeSeries, Series
-from ..attributes import Attributes
-from ..instruments import COLLECTOR_ERRORS, WINDOW_MAX, Instrument, Kind
-from ..safety import warn_once
+from .._aggregation import GaugeSeries, Series
+from .._attributes import Attributes
+from .._failsafe import warn_once
+from ..semconv import COLLECTOR_ERRORS, WINDOW_MAX, Instrument, Kind
 from .reading import Reading
 
 Key = tuple[str, Attributes]

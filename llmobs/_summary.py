@@ -19,7 +19,7 @@ from opentelemetry.sdk.metrics.export import (
     NumberDataPoint,
 )
 
-from . import instruments as names
+from . import semconv as names
 
 
 def percentile(bounds: Sequence[float], counts: Sequence[int], q: float) -> float | None:

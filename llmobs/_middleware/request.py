@@ -16,11 +16,11 @@ from opentelemetry.context import Context
 from opentelemetry.propagators.textmap import Getter
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from .. import instruments as names
-from ..aggregation import Series
-from ..attributes import AttributeValue
-from ..recorder import error_type
-from ..safety import report
+from .. import semconv as names
+from .._aggregation import Series
+from .._attributes import AttributeValue
+from .._failsafe import internal_error
+from ..semconv import error_type
 from .options import Options
 from .series import SeriesCache, method_attribute
 
@@ -59,7 +59,7 @@ class Tracker:
                 return None
             exchange = Exchange(self, method, scheme, series.active(method, scheme), request_size)
         except Exception:
-            report("http request start")
+            internal_error("http request start")
             return None
         if series.tracer is not None:
             exchange.start_span(series.tracer, path, carrier, getter)
@@ -120,7 +120,7 @@ class Exchange:
             self.span = tracer.start_span(_span_name(method), parent, SpanKind.SERVER, attributes)
             self.context = trace.set_span_in_context(self.span, parent)
         except Exception:
-            report("http server span start")
+            internal_error("http server span start")
 
     def started(self, status: int, headers: Headers | None) -> None:
         """The response began; allow-listed response headers go on the span."""
@@ -171,7 +171,7 @@ class Exchange:
             if self.span is not None:
                 self._end_span(route, status, kind, error, reason)
         except Exception:
-            report("http request end")
+            internal_error("http request end")
 
     def _end_span(
         self, route: str | None, status: int | None, kind: str | None, error: BaseException | None, reason: str | None

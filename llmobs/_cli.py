@@ -16,7 +16,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.duration <= 0 or args.concurrency < 1 or args.interval <= 0:
         parser.error("--duration and --interval must be positive and --concurrency at least 1")
-    from . import demo as demo_module
+    from . import _demo as demo_module
 
     demo_module.run(args.duration, args.concurrency, args.interval)
     return 0

@@ -18,14 +18,12 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from . import instruments as names
-from . import runtime
-from .aggregation import Series
-from .attributes import Attributes, AttributeValue, clean_value, freeze, merge
-from .safety import report, warn_once
-
-CLIENT_CLOSED = "client_closed"
-CANCELLED = "cancelled"
+from . import _lifecycle
+from . import semconv as names
+from ._aggregation import Series
+from ._attributes import Attributes, AttributeValue, clean_value, freeze, merge
+from ._failsafe import internal_error, warn_once
+from .semconv import error_type
 
 UsageExtractor = Callable[[Any], "tuple[int | None, int | None]"]
 
@@ -131,19 +129,13 @@ def handle(call: Inference | list[Any]) -> Inference:
     return call[2]  # type: ignore[no-any-return]
 
 
-def error_type(exc: BaseException) -> str:
-    """``error.type``: the exception's fully qualified class name (builtins stay short)."""
-    cls = type(exc)
-    return cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
-
-
 class _Series:
     """The series one attribute set records into, looked up once."""
 
     __slots__ = ("duration", "input", "output", "throughput", "ttft", "tpot")
 
     def __init__(self, attrs: Attributes) -> None:
-        registry = runtime.state.registry
+        registry = _lifecycle.state.registry
         self.duration = registry.series(names.REQUEST_DURATION, attrs)
         self.input = registry.series(names.TOKEN_USAGE, merge(attrs, {names.TOKEN_TYPE: "input"}))
         self.output = registry.series(names.TOKEN_USAGE, merge(attrs, {names.TOKEN_TYPE: "output"}))
@@ -172,7 +164,7 @@ class Site:
         self.tracer: trace.Tracer | None = None
 
     def _bind(self) -> None:
-        state = runtime.state
+        state = _lifecycle.state
         generation = state.generation
         self.active = state.registry.series(names.ACTIVE_REQUESTS, self.base)
         self.bound = _Series(self.base)
@@ -184,7 +176,7 @@ class Site:
     def begin(self, attach: bool = True) -> Inference:
         """Start a call. A stream passes ``attach=False``: its span is made current per resume."""
         try:
-            if self.generation != runtime.state.generation:
+            if self.generation != _lifecycle.state.generation:
                 self._bind()
             call = Inference(perf_counter(), self.active)
             self.active.record(1)
@@ -192,7 +184,7 @@ class Site:
                 self._start_span(call, attach)
             return call
         except Exception:
-            report("inference start")
+            internal_error("inference start")
             return Inference(perf_counter(), None)
 
     def _start_span(self, call: Inference, attach: bool) -> None:
@@ -231,12 +223,12 @@ class Site:
                     self._tokens_from(call, result)
             self._record(call, outcome, now - call.start, first_token, chunks, first_chunk)
         except Exception:
-            report("inference end")
+            internal_error("inference end")
         if call.span is not None:
             try:
                 self._end_span(call, outcome, chunks)
             except Exception:
-                report("inference span end")
+                internal_error("inference span end")
 
     def _record(
         self,
@@ -274,7 +266,7 @@ class Site:
 
     def _remember(self, attrs: Attributes) -> _Series:
         found = _Series(attrs)
-        if len(self._by_attributes) < runtime.state.registry.max_series:
+        if len(self._by_attributes) < _lifecycle.state.registry.max_series:
             self._by_attributes[attrs] = found
         return found
 
@@ -282,8 +274,8 @@ class Site:
         """The duration series of a call that failed or was cut short."""
         found = self._endings.get((attrs, key, value))
         if found is None:
-            found = runtime.state.registry.series(names.REQUEST_DURATION, merge(attrs, {key: value}))
-            if len(self._endings) < runtime.state.registry.max_series:
+            found = _lifecycle.state.registry.series(names.REQUEST_DURATION, merge(attrs, {key: value}))
+            if len(self._endings) < _lifecycle.state.registry.max_series:
                 self._endings[(attrs, key, value)] = found
         return found
 
@@ -304,7 +296,7 @@ class Site:
                 )
             call.record_tokens(*counts)
         except Exception:
-            report("token extraction")
+            internal_error("token extraction")
 
     def _end_span(self, call: Inference, outcome: BaseException | str | None, chunks: int | None) -> None:
         span = call.span

@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING, Any
 from opentelemetry import context as otel_context
 from opentelemetry.instrumentation.asgi import asgi_getter
 
-from .. import runtime
-from ..recorder import CANCELLED, CLIENT_CLOSED
-from ..safety import report, warn_once
-from .exchange import Exchange, Tracker, body_size
+from .. import _lifecycle
+from .._failsafe import internal_error, warn_once
+from ..semconv import CANCELLED, CLIENT_CLOSED
 from .options import options
+from .request import Exchange, Tracker, body_size
 
 if TYPE_CHECKING:
     from starlette.applications import Starlette
@@ -103,7 +103,7 @@ def _flush_before_shutdown_completes(send: Send) -> Send:
         except Exception:
             done = False
         if done:
-            await asyncio.get_running_loop().run_in_executor(None, runtime.force_flush)
+            await asyncio.get_running_loop().run_in_executor(None, _lifecycle.force_flush)
         await send(message)
 
     return send_after_flush
@@ -118,7 +118,7 @@ def _before_send(exchange: Exchange, message: Message) -> int | None:
         if kind == "http.response.start":
             exchange.started(int(message["status"]), message.get("headers"))
     except Exception:
-        report("asgi send")
+        internal_error("asgi send")
     return None
 
 
@@ -128,14 +128,14 @@ def _after_body(exchange: Exchange, message: Message, size: int, scope: Scope) -
         if not message.get("more_body", False) and exchange.completed():
             exchange.end(http_route(scope))
     except Exception:
-        report("asgi body")
+        internal_error("asgi body")
 
 
 def _is_disconnect(message: Message) -> bool:
     try:
         return message["type"] == "http.disconnect"  # type: ignore[no-any-return]
     except Exception:
-        report("asgi receive")
+        internal_error("asgi receive")
         return False
 
 
@@ -145,7 +145,7 @@ def _content_length(scope: Scope) -> int | None:
             if name == b"content-length":
                 return body_size(value)
     except Exception:
-        report("asgi content-length")
+        internal_error("asgi content-length")
     return None
 
 
@@ -162,7 +162,7 @@ def http_route(scope: Scope) -> str | None:
             return template
         return _under_mounts(scope, top, matched, template)
     except Exception:
-        report("asgi route")
+        internal_error("asgi route")
         return None
 
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 from opentelemetry import trace
 from opentelemetry.util.http import sanitize_method
 
-from .. import instruments as names
-from .. import runtime
-from ..aggregation import Series
-from ..attributes import Attributes, AttributeValue, freeze
+from .. import _lifecycle
+from .. import semconv as names
+from .._aggregation import Series
+from .._attributes import Attributes, AttributeValue, freeze
 
 Key = tuple[str, str, "str | None", "int | None", "str | None", "str | None"]
 """Method as sent, scheme, route template, status code, error.type, llmobs.end_reason."""
@@ -28,7 +28,7 @@ class Ended:
     __slots__ = ("duration", "first_byte", "request_size", "response_size")
 
     def __init__(self, attributes: Attributes) -> None:
-        registry = runtime.state.registry
+        registry = _lifecycle.state.registry
         self.duration = registry.series(names.HTTP_SERVER_DURATION, attributes)
         self.first_byte = registry.series(names.HTTP_SERVER_TIME_TO_FIRST_BYTE, attributes)
         self.request_size = registry.series(names.HTTP_SERVER_REQUEST_BODY_SIZE, attributes)
@@ -52,11 +52,11 @@ class SeriesCache:
 
     def refresh(self) -> None:
         """Re-bind after ``init``, ``shutdown`` or a fork; one comparison when nothing changed."""
-        state = runtime.state
+        state = _lifecycle.state
         if self.generation != state.generation:
             self._active, self._ended = {}, {}
             self.tracer = state.tracer
-            self.enabled = state.registry is not runtime.DISABLED
+            self.enabled = state.registry is not _lifecycle.DISABLED
             self._cap = state.registry.max_series
             self.generation = state.generation
 
@@ -64,7 +64,7 @@ class SeriesCache:
         found = self._active.get((method, scheme))
         if found is None:
             attributes = freeze({names.HTTP_METHOD: method_attribute(method), names.URL_SCHEME: scheme})
-            found = runtime.state.registry.series(names.HTTP_SERVER_ACTIVE_REQUESTS, attributes)
+            found = _lifecycle.state.registry.series(names.HTTP_SERVER_ACTIVE_REQUESTS, attributes)
             if len(self._active) < self._cap:
                 self._active[(method, scheme)] = found
         return found

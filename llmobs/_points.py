@@ -1,9 +1,7 @@
-"""Turns registry snapshots into OpenTelemetry ``MetricsData`` and exports them periodically on a
-daemon thread, so that a slow or dead backend never touches the request path."""
+"""Turns registry snapshots into OpenTelemetry ``MetricsData`` for one exporter, cumulative or delta."""
 
 from __future__ import annotations
 
-import threading
 import time
 from typing import TYPE_CHECKING
 
@@ -13,8 +11,6 @@ from opentelemetry.sdk.metrics.export import (
     Histogram,
     HistogramDataPoint,
     Metric,
-    MetricExporter,
-    MetricExportResult,
     MetricsData,
     NumberDataPoint,
     ResourceMetrics,
@@ -23,11 +19,10 @@ from opentelemetry.sdk.metrics.export import (
 )
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
-from .aggregation import Collected, HistogramSnapshot, Registry, Snapshot, ValueSnapshot
-from .attributes import Attributes
-from .instruments import Instrument, Kind
-from .safety import report
-from .version import __version__
+from ._aggregation import Collected, HistogramSnapshot, Snapshot, ValueSnapshot
+from ._attributes import Attributes
+from ._version import __version__
+from .semconv import Instrument, Kind
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.resources import Resource
@@ -117,48 +112,3 @@ class Points:
         if value == int(value):
             value = int(value)
         return NumberDataPoint(dict(attributes), start, now, value)
-
-
-class PeriodicExport:
-    """Every ``interval`` seconds, collect the registry and hand the points to ``exporter``."""
-
-    def __init__(
-        self, registry: Registry, exporter: MetricExporter, points: Points, interval: float, timeout: float
-    ) -> None:
-        self._registry = registry
-        self._exporter = exporter
-        self._points = points
-        self._interval = interval
-        self._timeout = min(timeout, interval)
-        self._stop = threading.Event()
-        # One export at a time: force_flush() and the periodic thread share the delta state.
-        self._exporting = threading.Lock()
-        self._thread = threading.Thread(target=self._run, name="llmobs-export", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.wait(self._interval):
-            self.export_once()
-        self.export_once()
-
-    def export_once(self) -> bool:
-        """Collect and export now; True when the exporter accepted the points."""
-        try:
-            with self._exporting:
-                data = self._points.build(self._registry.collect())
-                return self._exporter.export(data, timeout_millis=self._timeout * 1000) is MetricExportResult.SUCCESS
-        except Exception:
-            report(f"export via {type(self._exporter).__name__}")
-            return False
-
-    def shutdown(self, deadline: float) -> bool:
-        """Final export, then stop; gives up at ``deadline`` (a ``time.monotonic`` value)."""
-        self._stop.set()
-        self._thread.join(max(0.0, deadline - time.monotonic()))
-        finished = not self._thread.is_alive()
-        try:
-            # Also interrupts the OTLP exporters' retry back-off when the final export is stuck.
-            self._exporter.shutdown(timeout_millis=max(0.0, deadline - time.monotonic()) * 1000)
-        except Exception:
-            report("exporter shutdown")
-        return finished

@@ -9,8 +9,8 @@ from collections.abc import Callable
 
 import psutil
 
-from .. import instruments as names
-from ..attributes import Attributes
+from .. import semconv as names
+from .._attributes import Attributes
 from .cgroup import Cgroup
 from .reading import Reading, Value, extend, snake
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .config import OTLPTarget
+from ._config import OTLPTarget
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.metrics.export import MetricExporter

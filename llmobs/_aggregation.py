@@ -15,9 +15,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from .attributes import Attributes
-from .instruments import OVERFLOW, Instrument, Kind
-from .safety import warn_once
+from ._attributes import Attributes
+from ._failsafe import warn_once
+from .semconv import OVERFLOW, Instrument, Kind
 
 OVERFLOW_ATTRIBUTES: Attributes = ((OVERFLOW, True),)
 
@@ -223,7 +223,7 @@ class Registry:
             return HistogramSeries(self._lock, instrument.buckets)
         if instrument.kind is Kind.GAUGE:
             return GaugeSeries()
-        if instrument.kind is Kind.UP_DOWN_COUNTER:
+        if instrument.kind is Kind.IN_FLIGHT:
             return InFlightSeries()
         return SumSeries(self._lock)
 
@@ -267,7 +267,7 @@ def _api_method(meter: object, instrument: Instrument) -> Callable[..., None]:
         ).record
     if instrument.kind is Kind.COUNTER:
         return meter.create_counter(name, unit, description).add  # type: ignore[attr-defined, no-any-return]
-    if instrument.kind is Kind.UP_DOWN_COUNTER:
+    if instrument.kind is Kind.IN_FLIGHT:
         return meter.create_up_down_counter(name, unit, description).add  # type: ignore[attr-defined, no-any-return]
     return meter.create_gauge(name, unit, description).set  # type: ignore[attr-defined, no-any-return]
 

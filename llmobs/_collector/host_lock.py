@@ -10,7 +10,7 @@ import tempfile
 import weakref
 from contextlib import suppress
 
-from ..safety import warn_once
+from .._failsafe import warn_once
 
 _locks: weakref.WeakSet[HostLock] = weakref.WeakSet()
 

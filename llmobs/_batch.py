@@ -15,13 +15,13 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
 
-from . import instruments as names
-from . import runtime
-from .aggregation import NOOP
-from .attributes import freeze, merge
-from .config import ConfigError
-from .recorder import error_type
-from .safety import report, warn_once
+from . import _lifecycle
+from . import semconv as names
+from ._aggregation import NOOP
+from ._attributes import freeze, merge
+from ._config import ConfigError
+from ._failsafe import internal_error, warn_once
+from .semconv import error_type
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -29,13 +29,13 @@ F = TypeVar("F", bound=Callable[..., Any])
 class BatchRun:
     """One run of a batch job; ``advance`` reports progress from inside it."""
 
-    def __init__(self, name: str, total: int | None, registry: runtime.Recording | None = None) -> None:
+    def __init__(self, name: str, total: int | None, registry: _lifecycle.Recording | None = None) -> None:
         self.name = name
         self.total = total
         self.done = 0
         self.failed = 0
         self._attrs = freeze({names.BATCH_NAME: name})
-        registry = registry or runtime.state.registry
+        registry = registry or _lifecycle.state.registry
         self._succeeded = registry.series(names.BATCH_ITEMS, merge(self._attrs, {names.BATCH_OUTCOME: "success"}))
         self._failures = registry.series(names.BATCH_ITEMS, merge(self._attrs, {names.BATCH_OUTCOME: "failure"}))
         self._tokens = registry.series(names.BATCH_TOKENS, self._attrs)
@@ -61,14 +61,14 @@ class BatchRun:
             if self.total:
                 self._progress.record(min(self.done / self.total, 1.0))
         except Exception:
-            report("batch advance")
+            internal_error("batch advance")
 
     def _start(self) -> None:
         self._start_time = perf_counter()
         self._active.record(1)
         if self.total:
             self._progress.record(0.0)
-        tracer = runtime.state.tracer
+        tracer = _lifecycle.state.tracer
         if tracer is not None:
             self._span = tracer.start_span(f"batch {self.name}", attributes=dict(self._attrs))
             self._scope = otel_context.attach(trace.set_span_in_context(self._span))
@@ -77,7 +77,7 @@ class BatchRun:
         duration = perf_counter() - self._start_time
         self._active.record(-1)
         attrs = self._attrs if exc is None else merge(self._attrs, {names.ERROR_TYPE: error_type(exc)})
-        runtime.state.registry.series(names.BATCH_DURATION, attrs).record(duration)
+        _lifecycle.state.registry.series(names.BATCH_DURATION, attrs).record(duration)
         if self._scope is not None:
             otel_context.detach(self._scope)  # type: ignore[arg-type]
         if self._span is not None:
@@ -97,7 +97,7 @@ def _count(value: object) -> bool:
 
 
 _current: ContextVar[BatchRun | None] = ContextVar("llmobs_batch", default=None)
-_DETACHED = BatchRun("", None, runtime.DISABLED)
+_DETACHED = BatchRun("", None, _lifecycle.DISABLED)
 
 
 def current_batch() -> BatchRun:
@@ -127,8 +127,8 @@ class monitor_batch:  # noqa: N801 - used like a function, as contextlib's helpe
             run = BatchRun(self.name, self.total)
             run._start()
         except Exception:
-            report("batch start")
-            run = BatchRun(self.name, self.total, runtime.DISABLED)
+            internal_error("batch start")
+            run = BatchRun(self.name, self.total, _lifecycle.DISABLED)
         run._token = _current.set(run)
         self._runs.append(run)
         return run
@@ -146,7 +146,7 @@ class monitor_batch:  # noqa: N801 - used like a function, as contextlib's helpe
         try:
             run._finish(exc)
         except Exception:
-            report("batch end")
+            internal_error("batch end")
 
     def __call__(self, fn: F) -> F:
         """Each call of ``fn`` is one run; a generator's run lasts until it is exhausted or closed."""

@@ -17,8 +17,9 @@ from typing import Any
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 
-from .recorder import CANCELLED, CLIENT_CLOSED, MAX_COUNT, Inference, Site, enter, leave
-from .safety import report, warn_once
+from ._call import MAX_COUNT, Inference, Site, enter, leave
+from ._failsafe import internal_error, warn_once
+from .semconv import CANCELLED, CLIENT_CLOSED
 
 
 def _span_context(call: Inference) -> otel_context.Context | None:
@@ -144,7 +145,7 @@ def _counted(count: Callable[[Any], int], chunk: Any) -> int:
     try:
         n = count(chunk)
     except Exception:
-        report("chunk_tokens")
+        internal_error("chunk_tokens")
         return 1
     if isinstance(n, int) and not isinstance(n, bool) and 0 <= n < MAX_COUNT:
         return n

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from ..config import ConfigError
+from .._config import ConfigError
 
 DEFAULT_SKIP_PATHS = frozenset({"/health", "/healthz", "/livez", "/readyz", "/metrics"})
 

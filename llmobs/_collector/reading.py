@@ -8,9 +8,9 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from ..attributes import Attributes, AttributeValue
-from ..instruments import ERROR_TYPE, Instrument
-from ..safety import logger, warn_once
+from .._attributes import Attributes, AttributeValue
+from .._failsafe import logger, warn_once
+from ..semconv import ERROR_TYPE, Instrument
 
 Value = tuple[Instrument, Attributes, float]
 """A gauge's value, or for a counter the running total since some fixed point (driver load, boot)."""

@@ -11,11 +11,11 @@ from __future__ import annotations
 import threading
 import time
 
-from ..config import Settings
-from ..safety import report
+from .._config import Settings
+from .._failsafe import internal_error
+from .host_lock import HostLock
 from .publish import Publisher, SeriesSource
 from .sampler import Sampler
-from .singleton import HostLock
 
 
 class Collector:
@@ -48,7 +48,7 @@ class Collector:
                 if self._stop.wait(self._interval):
                     break
         except Exception:
-            report("resource collector")
+            internal_error("resource collector")
         for sampler in samplers:
             sampler.stop()
 

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 import llmobs
-from llmobs import runtime
-from tests.conftest import BASE, one
+from llmobs import _lifecycle
+from tests.helpers import BASE, one
 from tests.otlp_receiver import OTLPReceiver, blackhole, free_port
 
 SECRET = "s3cr3t-t0ken"
@@ -54,7 +54,7 @@ def test_delta_temporality_sends_differences(otlp: Any, monkeypatch: pytest.Monk
 
 def test_summary_is_the_embedded_default(capsys: pytest.CaptureFixture[str]) -> None:
     llmobs.init(service_name="demo", export_interval=0.2)
-    assert runtime.state.settings is not None and runtime.state.settings.metrics_otlp is None
+    assert _lifecycle.state.settings is not None and _lifecycle.state.settings.metrics_otlp is None
 
     @llmobs.monitor_inference(model="llama-3-8b", operation="chat")
     def generate(fail: bool) -> str:
@@ -83,18 +83,18 @@ def test_disabled_sdk_records_nothing(monkeypatch: pytest.MonkeyPatch, receiver:
     llmobs.init(endpoint=receiver.grpc_endpoint)
     assert predict(5) == 5
     assert llmobs.force_flush() and receiver.requests == []
-    assert runtime.state.exports == [] and runtime.state.tracer is None
+    assert _lifecycle.state.exports == [] and _lifecycle.state.tracer is None
 
 
 def test_second_init_is_harmless(otlp: Any, caplog: pytest.LogCaptureFixture) -> None:
     receiver = otlp(traces=False)
-    exports = list(runtime.state.exports)
+    exports = list(_lifecycle.state.exports)
     with caplog.at_level(logging.WARNING, logger="llmobs"):
         llmobs.init(
             service_name="test", endpoint=receiver.grpc_endpoint, protocol="grpc", export_interval=3600, traces=False
         )
         llmobs.init(service_name="other")
-    assert runtime.state.exports == exports
+    assert _lifecycle.state.exports == exports
     assert [r.getMessage() for r in caplog.records] == [
         "llmobs: init() was already called; the new settings are ignored (call llmobs.shutdown() first to change them)"
     ]
@@ -246,7 +246,7 @@ def test_failed_init_leaves_nothing_behind(monkeypatch: pytest.MonkeyPatch, otlp
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_COMPRESSION", "zstd")
     with pytest.raises(llmobs.ConfigError, match="could not start its exporters"):
         otlp(traces=False)
-    assert runtime.state.settings is None and runtime.state.exports == []
+    assert _lifecycle.state.settings is None and _lifecycle.state.exports == []
     monkeypatch.delenv("OTEL_EXPORTER_OTLP_COMPRESSION")
     receiver = otlp(traces=False)
     predict()
@@ -257,11 +257,11 @@ def test_a_call_in_flight_across_fork_ends_in_the_child(receiver: OTLPReceiver) 
     result = run_python(
         """
         import os, threading, llmobs
-        from llmobs import runtime
+        from llmobs import _lifecycle
         llmobs.init(export_interval=3600, summary=False, gpu=False, host=False, traces=False)
         held, release = threading.Event(), threading.Event()
         def hold():  # another thread of the parent holds the series lock at fork time
-            with runtime.state.registry._lock:
+            with _lifecycle.state.registry._lock:
                 held.set()
                 release.wait()
         @llmobs.monitor_inference(model="m", operation="chat")
