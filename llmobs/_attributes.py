@@ -1,8 +1,11 @@
-"""Checks for attribute values that arrive at run time: primitives only, strings capped."""
+"""Checks for values that arrive at run time: attribute values (primitives only, strings capped) and
+counts (tokens, items), each with one rule for every caller."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
+from numbers import Integral
 
 from ._failsafe import warn_once
 
@@ -11,6 +14,7 @@ Attributes = tuple[tuple[str, AttributeValue], ...]
 """A sorted tuple of pairs: hashable, so it keys a series directly."""
 
 MAX_VALUE_LENGTH = 256
+MAX_COUNT = 2**53  # beyond this a float sum loses whole units: such a count is a bug, not a call
 
 
 def clean_value(key: str, value: object) -> AttributeValue | None:
@@ -51,3 +55,33 @@ def merge(base: Attributes, extra: Mapping[str, AttributeValue]) -> Attributes:
     merged = dict(base)
     merged.update(extra)
     return tuple(sorted(merged.items()))
+
+
+def as_count(value: object, what: str) -> int | None:
+    """``value`` as a count of ``what`` (tokens, items): an integer, or a float or numpy-style integer
+    of integral value, from 0 to below 2**53. Anything else is None, with one warning per ``what``."""
+    if isinstance(value, Integral) and not isinstance(value, bool):
+        number = int(value)
+        if 0 <= number < MAX_COUNT:
+            return number
+    elif isinstance(value, float) and value.is_integer() and 0 <= value < MAX_COUNT:
+        return int(value)
+    problem = _count_problem(value)
+    warn_once(
+        f"count:{what}:{problem}",
+        "llmobs: %s count %r dropped (%s); counts must be integers >= 0",
+        what,
+        value,
+        problem,
+    )
+    return None
+
+
+def _count_problem(value: object) -> str:
+    if isinstance(value, bool) or not isinstance(value, (Integral, float)):
+        return "not a count"
+    if isinstance(value, float) and math.isnan(value):
+        return "not a number"
+    if value < 0:
+        return "negative"
+    return "too large" if value >= MAX_COUNT else "not whole"

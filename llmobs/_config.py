@@ -28,6 +28,8 @@ OPTIONS = (
     "host",
     "gpu_devices",
     "collect_interval",
+    "capture_exception_messages",
+    "export_max_bytes",
     "summary",
 )
 
@@ -67,6 +69,8 @@ class Settings:
     host: bool = True
     gpu_devices: tuple[int, ...] | None = None
     collect_interval: float = 1.0
+    capture_exception_messages: bool = False
+    export_max_bytes: int = 4_000_000
 
 
 def load(options: Mapping[str, Any], env: Mapping[str, str] | None = None) -> Settings:
@@ -118,6 +122,10 @@ def load(options: Mapping[str, Any], env: Mapping[str, str] | None = None) -> Se
         collect_interval=_seconds(
             options, "collect_interval", env, "LLMOBS_COLLECT_INTERVAL", 1.0, least=0.05, most=3600.0
         ),
+        capture_exception_messages=_flag(env, "LLMOBS_CAPTURE_EXCEPTION_MESSAGES")
+        if options.get("capture_exception_messages") is None
+        else bool(options["capture_exception_messages"]),
+        export_max_bytes=_positive_int(options, "export_max_bytes", env, "LLMOBS_EXPORT_MAX_BYTES", 4_000_000),
     )
 
 
