@@ -80,8 +80,9 @@ def as_count(value: object, what: str) -> int | None:
 def _count_problem(value: object) -> str:
     if isinstance(value, bool) or not isinstance(value, (Integral, float)):
         return "not a count"
-    if isinstance(value, float) and math.isnan(value):
+    number = float(value)
+    if math.isnan(number):
         return "not a number"
-    if value < 0:
+    if number < 0:
         return "negative"
-    return "too large" if value >= MAX_COUNT else "not whole"
+    return "too large" if number >= MAX_COUNT else "not whole"
