@@ -8,21 +8,21 @@ scopes too, with one addition: llmobs exports everything before the shutdown com
 from __future__ import annotations
 
 import asyncio
-import weakref
-from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import context as otel_context
 from opentelemetry.instrumentation.asgi import asgi_getter
 
 from .. import _lifecycle
-from .._failsafe import internal_error, warn_once
+from .._failsafe import guarded
 from ..semconv import CANCELLED, CLIENT_CLOSED
-from .options import options
-from .request import Exchange, Tracker, body_size
+from .options import Keywords, first_instrumentation, options
+from .request import InFlightRequest, RequestRecorder, body_size
 
 if TYPE_CHECKING:
     from starlette.applications import Starlette
+    from typing_extensions import Unpack
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -34,63 +34,71 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 class ASGIMiddleware:
     """Wraps an ASGI app: ``app = ASGIMiddleware(app)``, or ``app.add_middleware(ASGIMiddleware)``.
 
-    ``skip_paths``: exact paths not recorded (default: health checks and /metrics).
-    ``request_headers`` / ``response_headers``: header names allow-listed onto the server span.
+    Keywords (``options.Keywords``): ``skip_paths``, exact paths not recorded (default: health checks
+    and /metrics); ``request_headers`` / ``response_headers``, header names allow-listed onto the span.
     """
 
-    def __init__(
-        self,
-        app: ASGIApp,
-        *,
-        skip_paths: Iterable[str] | None = None,
-        request_headers: Iterable[str] = (),
-        response_headers: Iterable[str] = (),
-    ) -> None:
+    def __init__(self, app: ASGIApp, **keywords: Unpack[Keywords]) -> None:
         self.app = app
-        self._tracker = Tracker(options(skip_paths, request_headers, response_headers))
-        self._skip = self._tracker.options.skip_paths
+        self._recorder = RequestRecorder(options(keywords))
+        self._skip = self._recorder.options.skip_paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             return await self.app(scope, receive, _flush_before_shutdown_completes(send))
         if scope["type"] != "http" or scope["path"] in self._skip:
             return await self.app(scope, receive, send)
-        exchange = self._tracker.begin(
+        request = self._recorder.start(
             scope["method"], scope.get("scheme", "http"), scope["path"], scope, asgi_getter, _content_length(scope)
         )
-        if exchange is None:
+        if request is None:
             return await self.app(scope, receive, send)
+        await _Observed(scope, receive, send, request).run(self.app)
 
-        async def receive_observed() -> Message:
-            message = await receive()
-            if not exchange.done and _is_disconnect(message):
-                exchange.end(http_route(scope), reason=CLIENT_CLOSED)
-            return message
 
-        async def send_observed(message: Message) -> None:
-            size = _before_send(exchange, message)
-            try:
-                await send(message)
-            except OSError:  # the server's way of saying that the client left (ASGI spec 2.4)
-                exchange.end(http_route(scope), reason=CLIENT_CLOSED)
-                raise
-            if size is not None:
-                _after_body(exchange, message, size, scope)
+class _Observed:
+    """One request's run of the app: ``receive`` and ``send`` as the app sees them end ``request`` when
+    the client leaves and at the last body byte; ``run`` ends it when the app raises or returns."""
 
-        token = None if exchange.context is None else otel_context.attach(exchange.context)
+    __slots__ = ("_receive", "_send", "request", "scope")
+
+    def __init__(self, scope: Scope, receive: Receive, send: Send, request: InFlightRequest) -> None:
+        self.scope, self._receive, self._send, self.request = scope, receive, send, request
+
+    async def run(self, app: ASGIApp) -> None:
+        request, scope = self.request, self.scope
+        token = None
         try:
-            await self.app(scope, receive_observed, send_observed)
+            if request.context is not None:
+                token = otel_context.attach(request.context)
+            await app(scope, self.receive, self.send)
         except asyncio.CancelledError:
-            exchange.end(http_route(scope), reason=CANCELLED)
+            request.end(http_route(scope), reason=CANCELLED)
             raise
         except BaseException as exc:
-            exchange.end(http_route(scope), exc)
+            request.end(http_route(scope), exc)
             raise
         finally:
             if token is not None:
                 otel_context.detach(token)
-        if not exchange.done:  # the app returned without finishing its response, or after a 5xx
-            exchange.end(http_route(scope))
+        if not request.done:  # the app returned without finishing its response, or after a 5xx
+            request.end(http_route(scope))
+
+    async def receive(self) -> Message:
+        message = await self._receive()
+        if not self.request.done and _message_type(message) == "http.disconnect":
+            self.request.end(http_route(self.scope), reason=CLIENT_CLOSED)
+        return message
+
+    async def send(self, message: Message) -> None:
+        size = _before_send(self.request, message)
+        try:
+            await self._send(message)
+        except OSError:  # the server's way of saying that the client left (ASGI spec 2.4)
+            self.request.end(http_route(self.scope), reason=CLIENT_CLOSED)
+            raise
+        if size is not None:
+            _after_body(self.request, message, size, self.scope)
 
 
 def _flush_before_shutdown_completes(send: Send) -> Send:
@@ -98,72 +106,56 @@ def _flush_before_shutdown_completes(send: Send) -> Send:
     by re-raising the SIGTERM it caught, so that ``atexit`` (llmobs's usual flush) never runs."""
 
     async def send_after_flush(message: Message) -> None:
-        try:
-            done = message["type"] in ("lifespan.shutdown.complete", "lifespan.shutdown.failed")
-        except Exception:
-            done = False
-        if done:
+        if _message_type(message) in ("lifespan.shutdown.complete", "lifespan.shutdown.failed"):
             await asyncio.get_running_loop().run_in_executor(None, _lifecycle.force_flush)
         await send(message)
 
     return send_after_flush
 
 
-def _before_send(exchange: Exchange, message: Message) -> int | None:
+@guarded
+def _message_type(message: Message) -> object:
+    return message["type"]
+
+
+@guarded
+def _before_send(request: InFlightRequest, message: Message) -> int | None:
     """Note a response start; return the body size of a body message (None for other messages)."""
-    try:
-        kind = message["type"]
-        if kind == "http.response.body":
-            return len(message.get("body", b""))
-        if kind == "http.response.start":
-            exchange.started(int(message["status"]), message.get("headers"))
-    except Exception:
-        internal_error("asgi send")
+    kind = message["type"]
+    if kind == "http.response.body":
+        return len(message.get("body", b""))
+    if kind == "http.response.start":
+        request.started(int(message["status"]), message.get("headers"))
     return None
 
 
-def _after_body(exchange: Exchange, message: Message, size: int, scope: Scope) -> None:
-    try:
-        exchange.sent(size)
-        if not message.get("more_body", False) and exchange.completed():
-            exchange.end(http_route(scope))
-    except Exception:
-        internal_error("asgi body")
+@guarded
+def _after_body(request: InFlightRequest, message: Message, size: int, scope: Scope) -> None:
+    request.sent(size)
+    if not message.get("more_body", False) and request.completed():
+        request.end(http_route(scope))
 
 
-def _is_disconnect(message: Message) -> bool:
-    try:
-        return message["type"] == "http.disconnect"  # type: ignore[no-any-return]
-    except Exception:
-        internal_error("asgi receive")
-        return False
-
-
+@guarded
 def _content_length(scope: Scope) -> int | None:
-    try:
-        for name, value in scope["headers"]:
-            if name == b"content-length":
-                return body_size(value)
-    except Exception:
-        internal_error("asgi content-length")
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            return body_size(value)
     return None
 
 
+@guarded
 def http_route(scope: Scope) -> str | None:
     """``http.route``: the matched template (Starlette and FastAPI set ``scope["route"]``), with the
     templates of the mounts it sits under; None when nothing matched, never the raw path."""
-    try:
-        matched = scope.get("route")
-        template = getattr(matched, "path_format", None)
-        if not isinstance(template, str):
-            return None
-        top = scope.get("app_root_path")  # set by a Mount only: --root-path is not part of a route
-        if top is None or scope["root_path"] == top:  # no Mount, or only Mount("")
-            return template
-        return _under_mounts(scope, top, matched, template)
-    except Exception:
-        internal_error("asgi route")
+    matched = scope.get("route")
+    template = getattr(matched, "path_format", None)
+    if not isinstance(template, str):
         return None
+    top = scope.get("app_root_path")  # set by a Mount only: --root-path is not part of a route
+    if top is None or scope["root_path"] == top:  # no Mount, or only Mount("")
+        return template
+    return _under_mounts(scope, top, matched, template)
 
 
 def _under_mounts(scope: Scope, top: str, matched: object, template: str) -> str | None:
@@ -191,28 +183,16 @@ def _under_mounts(scope: Scope, top: str, matched: object, template: str) -> str
         routes = route.routes
 
 
-_instrumented: weakref.WeakSet[Any] = weakref.WeakSet()
-
-
-def instrument_fastapi(
-    app: Starlette,
-    *,
-    skip_paths: Iterable[str] | None = None,
-    request_headers: Iterable[str] = (),
-    response_headers: Iterable[str] = (),
-) -> Starlette:
+def instrument_fastapi(app: Starlette, **keywords: Unpack[Keywords]) -> Starlette:
     """Record every request of a FastAPI (or Starlette) app: ``llmobs.instrument_fastapi(app)``.
 
     The middleware wraps the whole stack, outside the error handler and the app's own middleware,
     so it sees their 401s, 429s and 500s too. Calling it again on the same app does nothing.
     """
-    if app in _instrumented:
-        warn_once("instrument_fastapi twice", "llmobs: instrument_fastapi() was already called on this app")
+    # Built first, so that bad options fail at set-up; it gets the real stack when Starlette builds it.
+    middleware = ASGIMiddleware(app, **keywords)
+    if not first_instrumentation(app, "instrument_fastapi"):
         return app
-    # Built now, so that bad options fail at set-up; it gets the real stack when Starlette builds it.
-    middleware = ASGIMiddleware(
-        app, skip_paths=skip_paths, request_headers=request_headers, response_headers=response_headers
-    )
     build = app.build_middleware_stack
 
     def build_instrumented() -> ASGIApp:
@@ -221,5 +201,4 @@ def instrument_fastapi(
 
     app.build_middleware_stack = build_instrumented  # type: ignore[method-assign]
     app.middleware_stack = None  # rebuilt at the next request, if it was built already
-    _instrumented.add(app)
     return app

@@ -1,5 +1,6 @@
-"""One HTTP request in flight, for ASGI and WSGI alike: timed to its first and last body byte
-sent (or to the client leaving), ended exactly once into the series and the server span.
+"""The request lifecycle, for ASGI and WSGI alike: a request in flight, timed to its first and last
+body byte sent (or to the client leaving) and ended exactly once into its series and server span;
+and the series one middleware records into, bound once per attribute set.
 
 Privacy: only the method, scheme, path (spans only), route template and status are read;
 query strings, bodies and headers are never touched, except headers the user allow-listed.
@@ -9,26 +10,39 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from time import perf_counter
-from typing import Any
+from typing import Any, TypeVar
 
 from opentelemetry import propagate, trace
 from opentelemetry.context import Context
 from opentelemetry.propagators.textmap import Getter
 from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.util.http import sanitize_method
 
+from .. import _lifecycle
 from .. import semconv as names
 from .._aggregation import Series
-from .._attributes import AttributeValue
-from .._failsafe import internal_error
+from .._attributes import Attributes, AttributeValue, freeze
+from .._failsafe import guarded, warn_once
+from .._spans import fail
 from ..semconv import error_type
 from .options import Options
-from .series import SeriesCache, method_attribute
 
 Headers = Iterable[tuple[bytes | str, bytes | str]]
 
 MAX_BODY_SIZE = 2**53  # exact in a float sum; a client's larger Content-Length is not believed
+MAX_HEADER_LENGTH = 1024
+"""Characters kept of an allow-listed header value on a span."""
+MAX_HEADER_VALUES = 8
+"""Values kept of one allow-listed header on a span (a header may repeat)."""
+
+SeriesKey = tuple[str, str, "str | None", "int | None", "str | None", "str | None"]
+"""Method as sent, scheme, route template, status code, error.type, llmobs.end_reason."""
+
+K = TypeVar("K")
+V = TypeVar("V")
 
 
+@guarded
 def body_size(header: bytes | str | None) -> int | None:
     """The request size a ``Content-Length`` header announces: digits only, below ``MAX_BODY_SIZE``;
     None for anything else (absent, negative, garbage, absurdly large), so that nothing is recorded."""
@@ -38,42 +52,92 @@ def body_size(header: bytes | str | None) -> int | None:
     return size if size < MAX_BODY_SIZE else None
 
 
-class Tracker:
-    """What one middleware shares across its requests: its options and its bound series."""
+class FinishedSeries:
+    """The series a finished request with one attribute set records into."""
+
+    __slots__ = ("duration", "first_byte", "request_size", "response_size")
+
+    def __init__(self, attributes: Attributes) -> None:
+        registry = _lifecycle.state.registry
+        self.duration = registry.series(names.HTTP_SERVER_DURATION, attributes)
+        self.first_byte = registry.series(names.HTTP_SERVER_TIME_TO_FIRST_BYTE, attributes)
+        self.request_size = registry.series(names.HTTP_SERVER_REQUEST_BODY_SIZE, attributes)
+        self.response_size = registry.series(names.HTTP_SERVER_RESPONSE_BODY_SIZE, attributes)
+
+
+class RequestRecorder:
+    """What one middleware shares across its requests: its options, the tracer, and its series by raw
+    request values, so that a request costs a dict lookup instead of building and sorting attributes.
+
+    The series are dropped whenever llmobs is started, stopped or forked. Each cache holds at most
+    ``max_series`` entries: past that, lookups still work but build their attributes every time (and
+    the registry counts them in its overflow series).
+    """
 
     def __init__(self, options: Options) -> None:
         self.options = options
-        self.series = SeriesCache()
+        self._generation = -1
+        self._enabled = False
+        self._tracer: trace.Tracer | None = None
+        self._cap = 0
+        self._active: dict[tuple[str, str], Series] = {}
+        self._finished: dict[SeriesKey, FinishedSeries] = {}
 
-    def begin(
+    @guarded
+    def start(
         self, method: str, scheme: str, path: str, carrier: Any, getter: Getter[Any], request_size: int | None
-    ) -> Exchange | None:
+    ) -> InFlightRequest | None:
         """Start recording a request; None when llmobs is off, and the request then passes untouched.
 
         ``carrier`` and ``getter`` read the caller's ``traceparent`` (and allow-listed headers).
         """
-        try:
-            series = self.series
-            series.refresh()
-            if not series.enabled:
-                return None
-            exchange = Exchange(self, method, scheme, series.active(method, scheme), request_size)
-        except Exception:
-            internal_error("http request start")
+        self._refresh()
+        if not self._enabled:
             return None
-        if series.tracer is not None:
-            exchange.start_span(series.tracer, path, carrier, getter)
-        return exchange
+        request = InFlightRequest(self, method, scheme, self._active_series(method, scheme), request_size)
+        if self._tracer is not None:
+            request.start_span(self._tracer, path, carrier, getter)
+        return request
+
+    def finished_series(self, key: SeriesKey) -> FinishedSeries:
+        found = self._finished.get(key)
+        if found is None:
+            found = self._remember(self._finished, key, FinishedSeries(_attributes(key)))
+        return found
+
+    def _refresh(self) -> None:
+        """Re-bind after ``init``, ``shutdown`` or a fork; one comparison when nothing changed."""
+        state = _lifecycle.state
+        if self._generation != state.generation:
+            self._active, self._finished = {}, {}
+            self._tracer = state.tracer
+            self._enabled = state.registry is not _lifecycle.DISABLED
+            self._cap = state.registry.max_series
+            self._generation = state.generation
+
+    def _active_series(self, method: str, scheme: str) -> Series:
+        found = self._active.get((method, scheme))
+        if found is None:
+            attributes = freeze({names.HTTP_METHOD: sanitize_method(method), names.URL_SCHEME: scheme})
+            series = _lifecycle.state.registry.series(names.HTTP_SERVER_ACTIVE_REQUESTS, attributes)
+            found = self._remember(self._active, (method, scheme), series)
+        return found
+
+    def _remember(self, cache: dict[K, V], key: K, value: V) -> V:
+        if len(cache) < self._cap:
+            cache[key] = value
+        return value
 
 
-class Exchange:
+class InFlightRequest:
     """One request: its timings, status and byte counts until ``end`` records them."""
 
     __slots__ = (
         "_active",
         "_method",
+        "_recorder",
         "_scheme",
-        "_tracker",
+        "_span_name",
         "context",
         "done",
         "first_byte",
@@ -85,11 +149,14 @@ class Exchange:
         "status",
     )
 
-    def __init__(self, tracker: Tracker, method: str, scheme: str, active: Series, request_size: int | None) -> None:
-        self._tracker = tracker
+    def __init__(
+        self, recorder: RequestRecorder, method: str, scheme: str, active: Series, request_size: int | None
+    ) -> None:
+        self._recorder = recorder
         self._method = method
         self._scheme = scheme
         self._active = active
+        self._span_name = ""
         self.request_size = request_size
         self.first_byte: float | None = None
         self.last_byte: float | None = None
@@ -101,38 +168,37 @@ class Exchange:
         active.record(1)
         self.start = perf_counter()
 
+    @guarded
     def start_span(self, tracer: trace.Tracer, path: str, carrier: Any, getter: Getter[Any]) -> None:
         """A SERVER span continuing the caller's trace; ``context`` makes it the parent of the app's spans."""
-        try:
-            parent = propagate.extract(carrier, getter=getter)
-            method = method_attribute(self._method)
-            attributes: dict[str, AttributeValue | list[str]] = {
-                names.HTTP_METHOD: method,
-                names.URL_SCHEME: self._scheme,
-                names.URL_PATH: path,
-            }
-            if method != self._method:
-                attributes[names.HTTP_METHOD_ORIGINAL] = self._method
-            for header in self._tracker.options.request_headers:
-                values = getter.get(carrier, header)
-                if values:
-                    attributes[f"http.request.header.{header}"] = list(values)
-            self.span = tracer.start_span(_span_name(method), parent, SpanKind.SERVER, attributes)
-            self.context = trace.set_span_in_context(self.span, parent)
-        except Exception:
-            internal_error("http server span start")
+        parent = propagate.extract(carrier, getter=getter)
+        method = sanitize_method(self._method)
+        attributes: dict[str, AttributeValue | list[str]] = {
+            names.HTTP_METHOD: method,
+            names.URL_SCHEME: self._scheme,
+            names.URL_PATH: path,
+        }
+        if method != self._method:
+            attributes[names.HTTP_METHOD_ORIGINAL] = self._method
+        for header in self._recorder.options.request_headers:
+            values = getter.get(carrier, header)
+            if values:
+                attributes[f"http.request.header.{header}"] = _capped(header, values)
+        self._span_name = "HTTP" if method == "_OTHER" else method
+        self.span = tracer.start_span(self._span_name, parent, SpanKind.SERVER, attributes)
+        self.context = trace.set_span_in_context(self.span, parent)
 
     def started(self, status: int, headers: Headers | None) -> None:
         """The response began; allow-listed response headers go on the span."""
         self.status = status
-        allowed = self._tracker.options.response_headers
+        allowed = self._recorder.options.response_headers
         if self.span is not None and allowed and isinstance(headers, (list, tuple)):  # never consume an iterator
             captured: dict[str, list[str]] = {}
             for name, value in headers:
                 key = _text(name).lower()
                 if key in allowed:
-                    captured.setdefault(f"http.response.header.{key}", []).append(_text(value))
-            self.span.set_attributes(captured)
+                    captured.setdefault(key, []).append(_text(value))
+            self.span.set_attributes({f"http.response.header.{k}": _capped(k, v) for k, v in captured.items()})
 
     def sent(self, size: int) -> None:
         """A body chunk of ``size`` bytes went to the server."""
@@ -147,6 +213,7 @@ class Exchange:
         self.last_byte = perf_counter()
         return self.status is None or self.status < 500
 
+    @guarded
     def end(self, route: str | None, error: BaseException | None = None, reason: str | None = None) -> None:
         """Record the request once; later calls do nothing.
 
@@ -156,47 +223,74 @@ class Exchange:
         if self.done:
             return
         self.done = True
-        try:
-            duration = (perf_counter() if self.last_byte is None else self.last_byte) - self.start
-            self._active.record(-1)
-            status = self.status if self.status is not None or reason is not None else 500
-            kind = error_type(error) if error is not None else str(status) if status and status >= 500 else None
-            ended = self._tracker.series.ended((self._method, self._scheme, route, status, kind, reason))
-            ended.duration.record(duration)
-            if self.first_byte is not None:
-                ended.first_byte.record(self.first_byte - self.start)
-            ended.response_size.record(self.sent_bytes)
-            if self.request_size is not None:
-                ended.request_size.record(self.request_size)
-            if self.span is not None:
-                self._end_span(route, status, kind, error, reason)
-        except Exception:
-            internal_error("http request end")
+        duration = (perf_counter() if self.last_byte is None else self.last_byte) - self.start
+        self._active.record(-1)
+        status = self.status if self.status is not None or reason is not None else 500
+        kind = error_type(error) if error is not None else str(status) if status and status >= 500 else None
+        finished = self._recorder.finished_series((self._method, self._scheme, route, status, kind, reason))
+        finished.duration.record(duration)
+        if self.first_byte is not None:
+            finished.first_byte.record(self.first_byte - self.start)
+        finished.response_size.record(self.sent_bytes)
+        if self.request_size is not None:
+            finished.request_size.record(self.request_size)
+        if self.span is not None:
+            self._end_span(self.span, route, status, kind, error, reason)
 
     def _end_span(
-        self, route: str | None, status: int | None, kind: str | None, error: BaseException | None, reason: str | None
+        self,
+        span: trace.Span,
+        route: str | None,
+        status: int | None,
+        kind: str | None,
+        error: BaseException | None,
+        reason: str | None,
     ) -> None:
-        span = self.span
-        assert span is not None
+        """An exception fails the span with its type (``_spans.fail``); a 5xx without one gets the
+        ERROR status and ``error.type`` (the status code), but no exception event."""
         attributes: dict[str, AttributeValue] = {}
         if route is not None:
             attributes[names.HTTP_ROUTE] = route
-            span.update_name(f"{_span_name(method_attribute(self._method))} {route}")
+            span.update_name(f"{self._span_name} {route}")
         if status is not None:
             attributes[names.HTTP_STATUS_CODE] = status
         if reason is not None:
             attributes[names.END_REASON] = reason
-        if kind is not None:
+        if error is not None:
+            fail(span, error)
+        elif kind is not None:
             attributes[names.ERROR_TYPE] = kind
             span.set_status(Status(StatusCode.ERROR, kind))
-        if error is not None:
-            span.record_exception(error)
         span.set_attributes(attributes)
         span.end()
 
 
-def _span_name(method: str) -> str:
-    return "HTTP" if method == "_OTHER" else method
+def _attributes(key: SeriesKey) -> Attributes:
+    method, scheme, route, status, error, reason = key
+    pairs: dict[str, AttributeValue | None] = {
+        names.HTTP_METHOD: sanitize_method(method),
+        names.URL_SCHEME: scheme,
+        names.HTTP_ROUTE: route,
+        names.HTTP_STATUS_CODE: status,
+        names.ERROR_TYPE: error,
+        names.END_REASON: reason,
+    }
+    return freeze({k: v for k, v in pairs.items() if v is not None})
+
+
+def _capped(header: str, values: list[str]) -> list[str]:
+    """A header's values for a span: at most ``MAX_HEADER_VALUES`` of ``MAX_HEADER_LENGTH`` characters
+    each, with one warning per header the first time a value is cut."""
+    kept = [value[:MAX_HEADER_LENGTH] for value in values[:MAX_HEADER_VALUES]]
+    if len(values) > MAX_HEADER_VALUES or any(len(value) > MAX_HEADER_LENGTH for value in values):
+        warn_once(
+            f"header:{header}",
+            "llmobs: header %r is capped on spans at %d values of %d characters",
+            header,
+            MAX_HEADER_VALUES,
+            MAX_HEADER_LENGTH,
+        )
+    return kept
 
 
 def _text(value: bytes | str) -> str:

@@ -6,22 +6,22 @@ because the client left, so a streamed (generator) response is timed to its last
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from opentelemetry import context as otel_context
 from opentelemetry.instrumentation.wsgi import wsgi_getter
 
-from .._failsafe import internal_error, warn_once
+from .._failsafe import guarded, internal_error
 from ..semconv import CLIENT_CLOSED
-from .options import options
-from .request import Exchange, Tracker, body_size
+from .options import Keywords, first_instrumentation, options
+from .request import InFlightRequest, RequestRecorder, body_size
 
 if TYPE_CHECKING:
     from _typeshed import OptExcInfo
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
     from flask import Flask
+    from typing_extensions import Unpack
 
 ROUTE_KEY = "llmobs.http.route"
 """Where a framework leaves the matched route template; ``instrument_flask`` sets it."""
@@ -32,53 +32,48 @@ ERROR_KEY = "llmobs.error"
 class WSGIMiddleware:
     """Wraps a WSGI app: ``app.wsgi_app = WSGIMiddleware(app.wsgi_app)`` (Flask), or any WSGI callable.
 
-    ``skip_paths``: exact paths not recorded (default: health checks and /metrics).
-    ``request_headers`` / ``response_headers``: header names allow-listed onto the server span.
+    Keywords (``options.Keywords``): ``skip_paths``, exact paths not recorded (default: health checks
+    and /metrics); ``request_headers`` / ``response_headers``, header names allow-listed onto the span.
     """
 
-    def __init__(
-        self,
-        app: WSGIApplication,
-        *,
-        skip_paths: Iterable[str] | None = None,
-        request_headers: Iterable[str] = (),
-        response_headers: Iterable[str] = (),
-    ) -> None:
+    def __init__(self, app: WSGIApplication, **keywords: Unpack[Keywords]) -> None:
         self.app = app
-        self._tracker = Tracker(options(skip_paths, request_headers, response_headers))
-        self._skip = self._tracker.options.skip_paths
+        self._recorder = RequestRecorder(options(keywords))
+        self._skip = self._recorder.options.skip_paths
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
         if path in self._skip:
             return self.app(environ, start_response)
-        exchange = self._tracker.begin(
+        request = self._recorder.start(
             environ.get("REQUEST_METHOD", ""),
             environ.get("wsgi.url_scheme", "http"),
             path,
             environ,
             wsgi_getter,
-            _content_length(environ),
+            body_size(environ.get("CONTENT_LENGTH")),
         )
-        if exchange is None:
+        if request is None:
             return self.app(environ, start_response)
 
         def start_observed(
             status: str, headers: list[tuple[str, str]], exc_info: OptExcInfo | None = None
         ) -> Callable[[bytes], object]:
-            _started(exchange, status, headers)
+            _response_started(request, status, headers)
             return start_response(status, headers, exc_info)
 
-        token = None if exchange.context is None else otel_context.attach(exchange.context)
+        token = None
         try:
+            if request.context is not None:
+                token = otel_context.attach(request.context)
             body = self.app(environ, start_observed)
         except BaseException as exc:
-            exchange.end(http_route(environ), exc)
+            request.end(http_route(environ), exc)
             raise
         finally:
             if token is not None:
                 otel_context.detach(token)
-        return _Body(body, exchange, environ)
+        return _Body(body, request, environ)
 
 
 class _Body:
@@ -89,28 +84,30 @@ class _Body:
     nest under it. A chunk counts as sent when the server asks for the next one.
     """
 
-    __slots__ = ("_body", "_chunks", "_environ", "_exchange", "_pending")
+    __slots__ = ("_body", "_chunks", "_environ", "_pending", "_request")
 
-    def __init__(self, body: Iterable[bytes], exchange: Exchange, environ: WSGIEnvironment) -> None:
+    def __init__(self, body: Iterable[bytes], request: InFlightRequest, environ: WSGIEnvironment) -> None:
         self._body = body
         self._chunks: Iterator[bytes] | None = None
-        self._exchange = exchange
+        self._request = request
         self._environ = environ
-        self._pending = 0
+        self._pending: bytes | None = None
 
     def __iter__(self) -> _Body:
         return self
 
     def __next__(self) -> bytes:
-        exchange = self._exchange
-        if self._pending:
+        request = self._request
+        if self._pending is not None:
             try:
-                exchange.sent(self._pending)
-            except Exception:
-                internal_error("wsgi body")
-            self._pending = 0
-        token = None if exchange.context is None else otel_context.attach(exchange.context)
+                request.sent(len(self._pending))
+            except Exception:  # noqa: BLE001 - per-chunk path: no decorator layer (docs/performance.md)
+                internal_error("_Body.__next__")
+            self._pending = None
+        token = None
         try:
+            if request.context is not None:
+                token = otel_context.attach(request.context)
             if self._chunks is None:
                 self._chunks = iter(self._body)
             chunk = next(self._chunks)
@@ -123,10 +120,7 @@ class _Body:
         finally:
             if token is not None:
                 otel_context.detach(token)
-        try:
-            self._pending = len(chunk)
-        except Exception:
-            internal_error("wsgi body")
+        self._pending = chunk
         return chunk
 
     def close(self) -> None:
@@ -139,23 +133,13 @@ class _Body:
             self._end(None, CLIENT_CLOSED)
 
     def _end(self, error: BaseException | None, reason: str | None) -> None:
-        if not self._exchange.done:
-            self._exchange.end(http_route(self._environ), error or self._environ.get(ERROR_KEY), reason)
+        if not self._request.done:
+            self._request.end(http_route(self._environ), error or self._environ.get(ERROR_KEY), reason)
 
 
-def _started(exchange: Exchange, status: str, headers: list[tuple[str, str]]) -> None:
-    try:
-        exchange.started(int(status[:3]), headers)
-    except Exception:
-        internal_error("wsgi start_response")
-
-
-def _content_length(environ: WSGIEnvironment) -> int | None:
-    try:
-        return body_size(environ.get("CONTENT_LENGTH"))
-    except Exception:
-        internal_error("wsgi content-length")
-        return None
+@guarded
+def _response_started(request: InFlightRequest, status: str, headers: list[tuple[str, str]]) -> None:
+    request.started(int(status[:3]), headers)
 
 
 def http_route(environ: WSGIEnvironment) -> str | None:
@@ -165,16 +149,7 @@ def http_route(environ: WSGIEnvironment) -> str | None:
     return route if isinstance(route, str) else None
 
 
-_instrumented: weakref.WeakSet[Any] = weakref.WeakSet()
-
-
-def instrument_flask(
-    app: Flask,
-    *,
-    skip_paths: Iterable[str] | None = None,
-    request_headers: Iterable[str] = (),
-    response_headers: Iterable[str] = (),
-) -> Flask:
+def instrument_flask(app: Flask, **keywords: Unpack[Keywords]) -> Flask:
     """Record every request of a Flask app: ``llmobs.instrument_flask(app)``.
 
     Wraps ``app.wsgi_app``; Flask's signals hand over the matched rule and the exceptions Flask
@@ -183,31 +158,21 @@ def instrument_flask(
     """
     from flask import got_request_exception, request, request_started
 
-    if app in _instrumented:
-        warn_once("instrument_flask twice", "llmobs: instrument_flask() was already called on this app")
+    middleware = WSGIMiddleware(app.wsgi_app, **keywords)  # first, so that bad options fail at set-up
+    if not first_instrumentation(app, "instrument_flask"):
         return app
-    app.wsgi_app = WSGIMiddleware(
-        app.wsgi_app,
-        skip_paths=skip_paths,  # type: ignore[method-assign]
-        request_headers=request_headers,
-        response_headers=response_headers,
-    )
+    app.wsgi_app = middleware  # type: ignore[method-assign]
 
-    def remember_route(sender: object, **extra: object) -> None:
-        try:
-            rule = request.url_rule
-            if rule is not None:
-                request.environ[ROUTE_KEY] = rule.rule
-        except Exception:
-            internal_error("flask request_started")
+    @guarded
+    def remember_route(_sender: object, **_extra: object) -> None:
+        rule = request.url_rule
+        if rule is not None:
+            request.environ[ROUTE_KEY] = rule.rule
 
-    def remember_error(sender: object, exception: BaseException, **extra: object) -> None:
-        try:
-            request.environ[ERROR_KEY] = exception
-        except Exception:
-            internal_error("flask got_request_exception")
+    @guarded
+    def remember_error(_sender: object, exception: BaseException, **_extra: object) -> None:
+        request.environ[ERROR_KEY] = exception
 
     request_started.connect(remember_route, app, weak=False)
     got_request_exception.connect(remember_error, app, weak=False)
-    _instrumented.add(app)
     return app

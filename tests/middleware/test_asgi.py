@@ -15,7 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 import llmobs
 from llmobs import _failsafe
 from llmobs._middleware import ASGIMiddleware, instrument_fastapi
-from llmobs._middleware.request import Exchange
+from llmobs._middleware.request import InFlightRequest
 from tests.otlp_receiver import MetricPoint, OTLPReceiver, SpanRecord
 
 DURATION = "http.server.request.duration"
@@ -339,7 +339,7 @@ def test_only_allow_listed_headers_reach_the_span(otlp: Any) -> None:
 def test_metrics_only_mode_starts_no_span(otlp: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     receiver = otlp(traces=False)
     started: list[object] = []
-    monkeypatch.setattr(Exchange, "start_span", lambda *args: started.append(args))
+    monkeypatch.setattr(InFlightRequest, "start_span", lambda *args: started.append(args))
     call(ASGIMiddleware(text_app()), http_scope(headers={"traceparent": "00-" + "1" * 32 + "-" + "2" * 16 + "-01"}))
     assert points(receiver)[0].count == 1
     assert started == [] and receiver.spans() == []
@@ -363,13 +363,13 @@ def test_failure_inside_llmobs_never_changes_the_response(
         raise RuntimeError("llmobs bug")
 
     _failsafe.reset()  # each place logs once per process
-    monkeypatch.setattr(Exchange, "started", broken)
-    monkeypatch.setattr(Exchange, "sent", broken)
+    monkeypatch.setattr(InFlightRequest, "started", broken)
+    monkeypatch.setattr(InFlightRequest, "sent", broken)
     with caplog.at_level(logging.WARNING, logger="llmobs"):
         sent = call(ASGIMiddleware(text_app(b"intact", chunks=2)), http_scope())
     assert [m.get("body") for m in sent] == [None, b"intact", b"intact"]
     assert sent[0]["status"] == 200
-    assert "internal error in asgi send" in caplog.text
+    assert "internal error in _before_send" in caplog.text
 
 
 def test_instrumenting_twice_records_once_and_shutdown_stops_recording(otlp: Any) -> None:

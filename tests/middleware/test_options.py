@@ -20,17 +20,18 @@ from llmobs._middleware.options import DEFAULT_SKIP_PATHS, options
         ({"skip_paths": ["health"]}, "starting with '/'"),
         ({"request_headers": [""]}, "request_headers must be a list of non-empty strings"),
         ({"response_headers": [b"x-id"]}, "response_headers must be a list"),
+        ({"skip_path": ["/ready"]}, "unknown middleware option 'skip_path'"),
     ],
 )
 def test_bad_options_fail_at_set_up(given: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
-        options(**given)
+        options(given)  # type: ignore[arg-type]
 
 
 def test_defaults_and_normalised_headers() -> None:
-    assert options().skip_paths == DEFAULT_SKIP_PATHS >= {"/health", "/metrics"}
-    assert options(skip_paths=[]).skip_paths == frozenset()
-    assert options(request_headers=["X-Request-Id", " x-request-id", "Traceparent"]).request_headers == (
+    assert options({}).skip_paths == DEFAULT_SKIP_PATHS >= {"/health", "/metrics"}
+    assert options({"skip_paths": []}).skip_paths == frozenset()
+    assert options({"request_headers": ["X-Request-Id", " x-request-id", "Traceparent"]}).request_headers == (
         "x-request-id",
         "traceparent",
     )

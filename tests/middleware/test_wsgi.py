@@ -12,7 +12,7 @@ from flask import Flask, Response, abort, request
 import llmobs
 from llmobs import _failsafe
 from llmobs._middleware import WSGIMiddleware, instrument_flask
-from llmobs._middleware.request import Exchange
+from llmobs._middleware.request import InFlightRequest
 from llmobs._middleware.wsgi import ROUTE_KEY
 from tests.otlp_receiver import MetricPoint, OTLPReceiver, SpanRecord
 
@@ -250,11 +250,11 @@ def test_failure_inside_llmobs_never_changes_the_response(
         raise RuntimeError("llmobs bug")
 
     _failsafe.reset()  # each place logs once per process
-    monkeypatch.setattr(Exchange, "started", broken)
-    monkeypatch.setattr(Exchange, "sent", broken)
+    monkeypatch.setattr(InFlightRequest, "started", broken)
+    monkeypatch.setattr(InFlightRequest, "sent", broken)
     with caplog.at_level(logging.WARNING, logger="llmobs"):
         assert serve(WSGIMiddleware(plain_app([b"in", b"tact"])), environ()) == ("200 OK", [b"in", b"tact"])
-    assert "internal error in wsgi start_response" in caplog.text and "internal error in wsgi body" in caplog.text
+    assert "internal error in _response_started" in caplog.text and "internal error in _Body.__next__" in caplog.text
 
 
 def test_instrumenting_twice_records_once(otlp: Any, flask_app: Flask) -> None:
