@@ -15,7 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 import llmobs
 from llmobs import _failsafe
 from llmobs._middleware import ASGIMiddleware, instrument_fastapi
-from llmobs._middleware.request import InFlightRequest
+from llmobs._middleware.request import MAX_HEADER_LENGTH, MAX_HEADER_VALUES, InFlightRequest
 from tests.otlp_receiver import MetricPoint, OTLPReceiver, SpanRecord
 
 DURATION = "http.server.request.duration"
@@ -179,7 +179,33 @@ def test_app_exception_is_reraised_unchanged_and_recorded(otlp: Any) -> None:
     assert duration.attributes["error.type"] == f"{__name__}.Broken"
     assert duration.attributes["http.response.status_code"] == 500  # what the server answers
     [span] = spans(receiver)
-    assert span.status_code == "STATUS_CODE_ERROR" and span.events[0][0] == "exception"
+    assert (span.status_code, span.attributes["error.type"]) == ("STATUS_CODE_ERROR", f"{__name__}.Broken")
+    assert span.events == [("exception", {"exception.type": f"{__name__}.Broken"})]  # not the message
+
+
+def test_exception_message_reaches_the_span_only_when_opted_in(otlp: Any) -> None:
+    receiver = otlp(capture_exception_messages=True)
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        raise Broken("model crashed")
+
+    with pytest.raises(Broken):
+        call(ASGIMiddleware(app), http_scope())
+    [span] = spans(receiver)
+    [(name, event)] = span.events
+    assert (name, event["exception.type"], event["exception.message"]) == (
+        "exception",
+        f"{__name__}.Broken",
+        "model crashed",
+    )
+    assert "model crashed" in event["exception.stacktrace"]
+
+
+def test_5xx_without_an_exception_fails_the_span_without_an_event(otlp: Any) -> None:
+    receiver = otlp()
+    call(ASGIMiddleware(text_app(status=503)), http_scope())
+    [span] = spans(receiver)
+    assert (span.status_code, span.attributes["error.type"], span.events) == ("STATUS_CODE_ERROR", "503", [])
 
 
 def test_exception_mid_stream_keeps_the_status_already_sent(otlp: Any) -> None:
@@ -334,6 +360,27 @@ def test_only_allow_listed_headers_reach_the_span(otlp: Any) -> None:
     headers = {k: v for k, v in span.attributes.items() if ".header." in k}
     assert headers == {"http.request.header.x-request-id": ["r-1"], "http.response.header.content-type": ["text/plain"]}
     assert "http.request.header" not in str(points(receiver)[0].attributes)
+
+
+def test_allow_listed_header_values_are_capped_on_spans(otlp: Any, caplog: pytest.LogCaptureFixture) -> None:
+    receiver = otlp()
+    many = [(b"x-many", b"v%d" % i) for i in range(20)]
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": many})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    scope = http_scope(headers={"x-long": "a" * 5000})
+    scope["headers"] += many
+    _failsafe.reset()
+    middleware = ASGIMiddleware(app, request_headers=["x-long", "x-many"], response_headers=["x-many"])
+    with caplog.at_level(logging.WARNING, logger="llmobs"):
+        call(middleware, scope)
+    [span] = spans(receiver)
+    assert span.attributes["http.request.header.x-long"] == ["a" * MAX_HEADER_LENGTH]
+    kept = [f"v{i}" for i in range(MAX_HEADER_VALUES)]
+    assert span.attributes["http.request.header.x-many"] == span.attributes["http.response.header.x-many"] == kept
+    assert caplog.text.count("is capped on spans") == 2  # once per header
 
 
 def test_metrics_only_mode_starts_no_span(otlp: Any, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -147,6 +147,11 @@ def test_flask_routes_statuses_and_errors(otlp: Any, flask_app: Flask) -> None:
         (None, 404, None, 1),
         ("/boom", 500, f"{__name__}.Broken", 1),
     }  # 401 from a before_request keeps its route
+    [boom] = [x for x in spans(receiver) if x.name == "GET /boom"]
+    assert (boom.status_code, boom.events) == (
+        "STATUS_CODE_ERROR",
+        [("exception", {"exception.type": f"{__name__}.Broken"})],
+    )
 
 
 def test_propagated_exception_is_the_same_object(otlp: Any, flask_app: Flask) -> None:
