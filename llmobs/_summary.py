@@ -18,6 +18,7 @@ from opentelemetry.sdk.metrics.export import (
     MetricsData,
     NumberDataPoint,
 )
+from typing_extensions import override
 
 from . import semconv as names
 
@@ -63,6 +64,26 @@ class _Model:
     latency: _Histogram = field(default_factory=_Histogram)
     ttft: _Histogram = field(default_factory=_Histogram)
 
+    def add(self, name: str, attrs: Mapping[str, Any], point: HistogramDataPoint) -> None:
+        if name == names.REQUEST_DURATION.name:
+            self.calls += point.count
+            self.errors += point.count if names.ERROR_TYPE in attrs else 0
+            self.latency.add(point)
+        elif name == names.TIME_TO_FIRST_TOKEN.name:
+            self.ttft.add(point)
+        elif name == names.TOKEN_USAGE.name and attrs.get(names.TOKEN_TYPE) == "output":
+            self.output_tokens += point.sum
+
+    def row(self, name: str, elapsed: float) -> str:
+        ttft = (
+            f"{_duration(self.ttft.quantile(0.5))}/{_duration(self.ttft.quantile(0.95))}" if self.ttft.counts else "-"
+        )
+        latency = [_duration(self.latency.quantile(q)) for q in (0.5, 0.95, 0.99)]
+        return (
+            f"  {name[:23]:<24}{self.calls:>7}{100 * self.errors / self.calls:>6.1f}%"
+            f"{latency[0]:>9}{latency[1]:>9}{latency[2]:>9}{ttft:>17}{_rate(self.output_tokens, elapsed):>9}"
+        )
+
 
 GIB = 2**30
 _GPU_FIELDS = {
@@ -88,7 +109,7 @@ class _Resources:
         if name in _HOST_FIELDS:
             self.host[_HOST_FIELDS[name]] = value
         elif name in _GPU_FIELDS and names.HW_NAME in attrs and attrs.get(names.GPU_TASK, "general") == "general":
-            self.gpus[str(attrs[names.HW_NAME])][_GPU_FIELDS[name]] = value
+            self.gpus[printable(str(attrs[names.HW_NAME]))][_GPU_FIELDS[name]] = value
 
     def lines(self) -> list[str]:
         host = [f"{key} {self.host[key]:.0%}" for key in ("cpu", "mem") if key in self.host]
@@ -120,6 +141,40 @@ class _Batch:
     failed: float = 0.0
     progress: float | None = None
 
+    def add(self, name: str, attrs: Mapping[str, Any], value: float) -> None:
+        if name == names.BATCH_ITEMS.name:
+            if attrs.get(names.BATCH_OUTCOME) == "failure":
+                self.failed += value
+            else:
+                self.done += value
+        elif name == names.BATCH_PROGRESS.name:
+            self.progress = float(value)
+
+    def line(self, name: str, elapsed: float) -> str:
+        progress = f", {100 * self.progress:.0f}% done" if self.progress is not None else ""
+        return (
+            f"  batch {name}: {self.done:.0f} items ({self.done / elapsed:.1f}/s), {self.failed:.0f} failed{progress}"
+        )
+
+
+@dataclass
+class _Interval:
+    """What one export holds, by model, batch job and resource; names already made printable."""
+
+    models: dict[str, _Model] = field(default_factory=lambda: defaultdict(_Model))
+    batches: dict[str, _Batch] = field(default_factory=lambda: defaultdict(_Batch))
+    resources: _Resources = field(default_factory=lambda: _Resources())
+
+    def add(self, metric: Metric) -> None:
+        for point in metric.data.data_points:
+            attrs = point.attributes or {}
+            if isinstance(point, HistogramDataPoint):
+                self.models[printable(str(attrs.get(names.MODEL, "(overflow)")))].add(metric.name, attrs, point)
+            elif isinstance(point, NumberDataPoint):
+                self.resources.add(metric.name, attrs, point.value)
+                if names.BATCH_NAME in attrs:
+                    self.batches[printable(str(attrs[names.BATCH_NAME]))].add(metric.name, attrs, point.value)
+
 
 class SummaryExporter(MetricExporter):
     """Prints, each interval with activity, per model: calls, error %, latency p50/p95/p99,
@@ -130,6 +185,7 @@ class SummaryExporter(MetricExporter):
         self._stream = stream
         self._last = time.monotonic()
 
+    @override
     def export(self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any) -> MetricExportResult:
         now = time.monotonic()
         elapsed, self._last = max(now - self._last, 1e-9), now
@@ -140,9 +196,11 @@ class SummaryExporter(MetricExporter):
             stream.flush()
         return MetricExportResult.SUCCESS
 
+    @override
     def force_flush(self, timeout_millis: float = 10_000) -> bool:
         return True
 
+    @override
     def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
         pass
 
@@ -155,37 +213,11 @@ def _metrics(data: MetricsData) -> Iterator[Metric]:
 
 def render(metrics: Iterator[Metric], elapsed: float) -> list[str]:
     """The summary's lines for one interval of ``elapsed`` seconds; empty when nothing happened."""
-    models: dict[str, _Model] = defaultdict(_Model)
-    batches: dict[str, _Batch] = defaultdict(_Batch)
-    resources = _Resources()
+    interval = _Interval()
     for metric in metrics:
-        for point in metric.data.data_points:
-            attrs = point.attributes or {}
-            if isinstance(point, HistogramDataPoint):
-                model = models[str(attrs.get(names.MODEL, "(overflow)"))]
-                if metric.name == names.REQUEST_DURATION.name:
-                    model.calls += point.count
-                    model.errors += point.count if names.ERROR_TYPE in attrs else 0
-                    model.latency.add(point)
-                elif metric.name == names.TIME_TO_FIRST_TOKEN.name:
-                    model.ttft.add(point)
-                elif metric.name == names.TOKEN_USAGE.name and attrs.get(names.TOKEN_TYPE) == "output":
-                    model.output_tokens += point.sum
-            elif isinstance(point, NumberDataPoint):
-                resources.add(metric.name, attrs, point.value)
-                batch_name = attrs.get(names.BATCH_NAME)
-                if batch_name is None:
-                    continue
-                batch = batches[str(batch_name)]
-                if metric.name == names.BATCH_ITEMS.name:
-                    if attrs.get(names.BATCH_OUTCOME) == "failure":
-                        batch.failed += point.value
-                    else:
-                        batch.done += point.value
-                elif metric.name == names.BATCH_PROGRESS.name:
-                    batch.progress = float(point.value)
-    active = {name: m for name, m in models.items() if m.calls}
-    busy = {name: b for name, b in batches.items() if b.done or b.failed}
+        interval.add(metric)
+    active = {name: m for name, m in interval.models.items() if m.calls}
+    busy = {name: b for name, b in interval.batches.items() if b.done or b.failed}
     if not active and not busy:
         return []
     lines = [f"llmobs {time.strftime('%H:%M:%S')}  last {elapsed:.0f}s"]
@@ -193,24 +225,25 @@ def render(metrics: Iterator[Metric], elapsed: float) -> list[str]:
         lines.append(
             f"  {'model':<24}{'calls':>7}{'err%':>7}{'p50':>9}{'p95':>9}{'p99':>9}{'ttft p50/p95':>17}{'tok/s':>9}"
         )
-        for name, m in sorted(active.items()):
-            ttft = f"{_t(m.ttft.quantile(0.5))}/{_t(m.ttft.quantile(0.95))}" if m.ttft.counts else "-"
-            lines.append(
-                f"  {name[:23]:<24}{m.calls:>7}{100 * m.errors / m.calls:>6.1f}%"
-                f"{_t(m.latency.quantile(0.5)):>9}{_t(m.latency.quantile(0.95)):>9}"
-                f"{_t(m.latency.quantile(0.99)):>9}{ttft:>17}{_rate(m.output_tokens, elapsed):>9}"
-            )
-    for name, b in sorted(busy.items()):
-        progress = f", {100 * b.progress:.0f}% done" if b.progress is not None else ""
-        lines.append(f"  batch {name}: {b.done:.0f} items ({b.done / elapsed:.1f}/s), {b.failed:.0f} failed{progress}")
-    return lines + resources.lines()
+        lines += [m.row(name, elapsed) for name, m in sorted(active.items())]
+    lines += [b.line(name, elapsed) for name, b in sorted(busy.items())]
+    return lines + interval.resources.lines()
+
+
+def printable(name: str) -> str:
+    """``name`` with every control or other unprintable character escaped (``\\n``, ``\\x1b``,
+    ``\\u2028``): a model or batch name must not start a line or recolour the terminal."""
+    if name.isprintable():
+        return name
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in name)
 
 
 def _rate(tokens: float, elapsed: float) -> str:
     return f"{tokens / elapsed:.1f}" if tokens else "-"
 
 
-def _t(seconds: float | None) -> str:
+def _duration(seconds: float | None) -> str:
+    """A latency as the table shows it: ``16ms`` below a second, ``1.25s`` above, ``-`` for none."""
     if seconds is None:
         return "-"
     return f"{seconds * 1000:.0f}ms" if seconds < 1 else f"{seconds:.2f}s"
