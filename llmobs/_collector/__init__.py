@@ -2,7 +2,7 @@
 daemon threads every ``collect_interval`` and written into the registry, so they leave through the
 same export as everything else. Importing this package imports neither pynvml nor psutil.
 
-Device- and host-level readings come from the one process per host holding the host lock;
+Device- and host-level readings come from the one process per host and service holding the host lock;
 per-process readings (CPU, memory, GPU memory) from every process.
 """
 
@@ -23,7 +23,7 @@ class Collector:
 
     def __init__(self, settings: Settings, registry: SeriesSource) -> None:
         self._interval = settings.collect_interval
-        self._lock = HostLock()
+        self._lock = HostLock(settings.service_name)
         self._stop = threading.Event()
         self._thread = threading.Thread(
             target=self._run, args=(settings, registry), name="llmobs-collector", daemon=True

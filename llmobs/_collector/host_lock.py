@@ -1,11 +1,20 @@
-"""One collector per host (per user) takes device- and host-level readings: the process holding
-an exclusive ``flock`` on a file in the temp directory. The kernel drops the lock when its holder
-dies, however it dies; the others try again every interval and one of them takes over."""
+"""One collector per host and service takes device- and host-level readings: the process holding an
+exclusive ``flock`` on the service's lock file in a private runtime directory. The kernel drops the
+lock when its holder dies, however it dies; the others try again every interval and one takes over.
+
+The directory is ``$XDG_RUNTIME_DIR`` when it is private to this user, else ``llmobs-<uid>`` in the
+temp directory, created 0700. A directory that is not ours alone is refused, and nothing in it is
+opened: other users could plant links there. The lock file is never written to (``lslocks`` names
+the holder), never truncated, and never opened through a symlink.
+"""
 
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import os
+import re
+import stat
 import tempfile
 import weakref
 from contextlib import suppress
@@ -14,27 +23,37 @@ from .._failsafe import warn_once
 
 _locks: weakref.WeakSet[HostLock] = weakref.WeakSet()
 
+_DIRECTORY_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+# O_NONBLOCK: a FIFO in the lock file's place must not block the open (it is then refused).
+_FILE_FLAGS = os.O_RDONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+
 
 class HostLock:
-    """The lock file; ``acquire`` is tried every interval by processes that do not hold it yet."""
+    """The lock of ``service`` (None: the default service); ``acquire`` is tried every interval by
+    processes that do not hold it yet. ``directory`` replaces the runtime directory (tests)."""
 
-    def __init__(self, path: str | None = None) -> None:
-        self.path = path or os.path.join(tempfile.gettempdir(), f"llmobs-collector-{os.getuid()}.lock")
+    def __init__(self, service: str | None, directory: str | None = None) -> None:
+        self.directory = directory or runtime_directory()
+        self.name = lock_name(service)
         self._fd: int | None = None
         self._pid = os.getpid()
         _locks.add(self)
+
+    @property
+    def path(self) -> str:
+        return os.path.join(self.directory, self.name)
 
     def acquire(self) -> bool:
         """True when this process holds the lock (now or already); never blocks."""
         if self._fd is not None:
             return True
         try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            fd = _open_lock_file(self.directory, self.name)
         except OSError as exc:
             # Better every process reporting (duplicates) than none.
             warn_once(
                 "host-lock",
-                "llmobs: cannot open %s (%s); every process reports device and host readings",
+                "llmobs: cannot use the lock file %s (%s); every process reports device and host readings",
                 self.path,
                 exc,
             )
@@ -44,9 +63,6 @@ class HostLock:
         except OSError:
             os.close(fd)
             return False
-        with suppress(OSError):  # who collects, for people (and tests) to read
-            os.ftruncate(fd, 0)
-            os.write(fd, f"{os.getpid()}\n".encode())
         self._fd = fd
         return True
 
@@ -62,6 +78,59 @@ class HostLock:
         if self._fd is not None:
             os.close(self._fd)
         self._fd = None
+
+
+def runtime_directory() -> str:
+    """``$XDG_RUNTIME_DIR`` when it is private to this user, else llmobs's own under the temp directory."""
+    xdg = os.environ.get("XDG_RUNTIME_DIR", "")
+    with suppress(OSError):
+        if os.path.isabs(xdg) and _private(os.lstat(xdg)):
+            return xdg
+    return os.path.join(tempfile.gettempdir(), f"llmobs-{os.geteuid()}")
+
+
+def service_key(service: str | None) -> str:
+    """``service`` (None: the default service) as a file name: readable where the name is, and a
+    hash to keep names apart."""
+    text = service or ""
+    readable = re.sub(r"[^A-Za-z0-9_.-]", "_", text)[:48]
+    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:12]
+    return f"{readable}-{digest}"
+
+
+def lock_name(service: str | None) -> str:
+    return f"collector-{service_key(service)}.lock"
+
+
+def open_private_directory(path: str) -> int:
+    """A descriptor of ``path``, created 0700 if missing; PermissionError when it is not ours alone.
+    Open files relative to it (``dir_fd``): nobody can swap the directory after the check."""
+    with suppress(FileExistsError):
+        os.mkdir(path, 0o700)
+    fd = os.open(path, _DIRECTORY_FLAGS)
+    if not _private(os.fstat(fd)):
+        os.close(fd)
+        raise PermissionError(f"{path} must be a directory of this user with mode 0700")
+    return fd
+
+
+def _private(info: os.stat_result) -> bool:
+    """A real directory (not a link to one), ours, that nobody else may read, write or enter."""
+    return stat.S_ISDIR(info.st_mode) and info.st_uid == os.geteuid() and not info.st_mode & 0o077
+
+
+def _open_lock_file(directory: str, name: str) -> int:
+    """The lock file's descriptor; OSError when the directory or the file is not what it must be."""
+    parent = open_private_directory(directory)
+    try:
+        fd = os.open(name, _FILE_FLAGS, 0o600, dir_fd=parent)
+    finally:
+        os.close(parent)
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid():
+        os.close(fd)
+        raise PermissionError(f"{name} is not a regular file of this user")
+    return fd
 
 
 def _after_fork_in_child() -> None:

@@ -1,6 +1,7 @@
 """A process using llmobs as an application would, for the collector tests: ``llmobs.init()`` from
-the environment (OTEL_*/LLMOBS_*, the stand-in NVML through LD_LIBRARY_PATH), then commands on stdin,
-one per line, each answered with one line on stdout; end of input shuts llmobs down.
+the environment (OTEL_*/LLMOBS_*, the stand-in NVML through LD_LIBRARY_PATH, the service name from
+TEST_SERVICE_NAME), then commands on stdin, one per line, each answered with one line on stdout; end
+of input shuts llmobs down.
 
 flush    export now
 call     one call of a decorated function
@@ -54,7 +55,7 @@ COMMANDS = {
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(name)s %(levelname)s %(message)s")
-    llmobs.init(service_name="collector-test")
+    llmobs.init(service_name=os.environ["TEST_SERVICE_NAME"])
     print("ready", flush=True)
     for line in sys.stdin:
         print(COMMANDS[line.strip()](), flush=True)

@@ -1,5 +1,6 @@
 """Fixtures for the collector tests: application processes on one "host" (a shared temp directory,
-hence a shared host lock) that load the C stand-in NVML and export to the test's OTLP receiver."""
+hence a shared runtime directory for the host locks) that load the C stand-in NVML and export to the
+test's OTLP receiver."""
 
 from __future__ import annotations
 
@@ -13,10 +14,12 @@ from typing import Any, TypeVar
 
 import pytest
 
+from llmobs._collector.host_lock import lock_name
 from tests import nvml_stub
 from tests.otlp_receiver import MetricPoint, OTLPReceiver
 
 ROOT = Path(__file__).resolve().parents[2]
+SERVICE = "collector-test"
 T = TypeVar("T")
 
 
@@ -78,16 +81,41 @@ class Host:
         self.library = library
         self.receiver = receiver
         self.config = tmp_path / "nvml.conf"
-        self.lock_file = tmp_path / f"llmobs-collector-{os.getuid()}.lock"
+        self.runtime = tmp_path / f"llmobs-{os.geteuid()}"  # no XDG_RUNTIME_DIR: the temp directory's
         self.children: list[Child] = []
+
+    def lock_file(self, service: str = SERVICE) -> Path:
+        return self.runtime / lock_name(service)
+
+    def holder(self, service: str = SERVICE) -> int | None:
+        """The PID holding the service's host lock, as the kernel lists it (``lslocks`` reads the same)."""
+        try:
+            info = self.lock_file(service).stat()
+        except FileNotFoundError:
+            return None
+        device = f"{os.major(info.st_dev):02x}:{os.minor(info.st_dev):02x}:{info.st_ino}"
+        for line in Path("/proc/locks").read_text().splitlines():
+            fields = line.split()  # "1: FLOCK  ADVISORY  WRITE 1234 00:2d:5678 0 EOF"
+            if fields[1] == "FLOCK" and fields[5] == device:
+                return int(fields[4])
+        return None
 
     def configure(self, gpus: Sequence[nvml_stub.Gpu], init: int | None = None) -> None:
         nvml_stub.configure(self.config, gpus, init)
 
-    def start(self, library: bool = True, export_ms: int = 3_600_000, collect_ms: int = 100, **env: str) -> Child:
-        """A child; ``library=False`` leaves the stand-in out of its library path (no NVML at all)."""
+    def start(
+        self,
+        library: bool = True,
+        export_ms: int = 3_600_000,
+        collect_ms: int = 100,
+        service: str = SERVICE,
+        **env: str,
+    ) -> Child:
+        """A child of ``service``; ``library=False`` leaves the stand-in out of its library path (no NVML)."""
         worker = f"w{len(self.children)}"
-        environment = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "LLMOBS_"))}
+        environment = {
+            k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "LLMOBS_")) and k != "XDG_RUNTIME_DIR"
+        }
         environment.update(
             {
                 "LD_LIBRARY_PATH": str(self.library if library else self.tmp_path),
@@ -98,6 +126,7 @@ class Host:
                 "OTEL_METRIC_EXPORT_INTERVAL": str(export_ms),
                 "LLMOBS_COLLECT_INTERVAL": str(collect_ms),
                 "OTEL_RESOURCE_ATTRIBUTES": f"test.worker={worker}",
+                "TEST_SERVICE_NAME": service,
                 **env,
             }
         )
@@ -152,7 +181,7 @@ def names(points: Sequence[MetricPoint]) -> set[str]:
     return {p.name for p in points}
 
 
-def eventually(probe: Callable[[], T], timeout: float = 10.0) -> T:
+def eventually(probe: Callable[[], T | None], timeout: float = 10.0) -> T:
     """Call ``probe`` until it returns something truthy, and return that; AssertionError on timeout."""
     deadline = time.monotonic() + timeout
     while not (result := probe()):

@@ -29,6 +29,7 @@ USED = {"system.memory.state": "used"}
 def own_lock(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A host lock of the test's own, so that this process holds it."""
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
 
 
 def exported(receiver: OTLPReceiver, ready: Callable[[list[MetricPoint]], object]) -> list[MetricPoint]:
