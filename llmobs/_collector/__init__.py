@@ -2,20 +2,21 @@
 daemon threads every ``collect_interval`` and written into the registry, so they leave through the
 same export as everything else. Importing this package imports neither pynvml nor psutil.
 
-Device- and host-level readings come from the one process per host and service holding the host lock;
-per-process readings (CPU, memory, GPU memory) from every process.
+Device- and host-level readings come from the one process per host and service holding the host
+lock; per-process readings (CPU, memory, GPU memory) from every process.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
 
 from .._config import Settings
-from .._failsafe import internal_error
+from .._failsafe import guarded
 from .host_lock import HostLock
 from .publish import Publisher, SeriesSource
-from .sampler import Sampler
+from .sampler import Sampler, Source
 
 
 class Collector:
@@ -38,35 +39,37 @@ class Collector:
         self._lock.release()
 
     def _run(self, settings: Settings, registry: SeriesSource) -> None:
-        samplers: list[Sampler] = []
-        try:
-            samplers = _samplers(settings, registry)
-            while True:
-                holder = self._lock.acquire()
-                for sampler in samplers:
-                    sampler.request(holder)
-                if self._stop.wait(self._interval):
-                    break
-        except Exception:
-            internal_error("resource collector")
+        samplers = _samplers(settings, registry)
+        self._loop(samplers)
         for sampler in samplers:
             sampler.stop()
 
+    @guarded(where="resource collector")
+    def _loop(self, samplers: Sequence[Sampler]) -> None:
+        """Ask the samplers for a sample every interval until stopped."""
+        while True:
+            holder = self._lock.acquire()
+            for sampler in samplers:
+                sampler.request(holder)
+            if self._stop.wait(self._interval):
+                break
 
-def _samplers(settings: Settings, registry: SeriesSource) -> list[Sampler]:
+
+@guarded(where="starting the resource collector", default=())
+def _samplers(settings: Settings, registry: SeriesSource) -> tuple[Sampler, ...]:
     """The sources are imported here, on the collector's thread, to keep psutil and pynvml off ``init``."""
-    stale_after = 2 * settings.collect_interval
+
+    def sampler(name: str, source: Source) -> Sampler:
+        publisher = Publisher(registry, settings.export_interval, settings.max_series)
+        return Sampler(name, source, publisher, 2 * settings.collect_interval)
+
     samplers = []
     if settings.gpu:
         from .gpu import GpuSource
 
-        samplers.append(Sampler("gpu", GpuSource(settings.gpu_devices), _publisher(settings, registry), stale_after))
+        samplers.append(sampler("gpu", GpuSource(settings.gpu_devices, sampler)))
     if settings.host:
         from .host import HostSource
 
-        samplers.append(Sampler("host", HostSource(), _publisher(settings, registry), stale_after))
-    return samplers
-
-
-def _publisher(settings: Settings, registry: SeriesSource) -> Publisher:
-    return Publisher(registry, settings.export_interval, settings.max_series)
+        samplers.append(sampler("host", HostSource()))
+    return tuple(samplers)

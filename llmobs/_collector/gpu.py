@@ -1,6 +1,7 @@
-"""GPU readings through NVML (nvidia-ml-py), initialized lazily on the sampler's own thread, in the
-process that uses it. Each field fails alone: unsupported ones (MIG, consumer cards, permissions)
-are skipped, never reported as 0; a lost GPU is asked for again every sample until it answers."""
+"""GPU readings through NVML (nvidia-ml-py), initialized lazily on a sampler thread, in the process
+that uses it. Each GPU is read on a sampler thread of its own, so that a hung device withdraws only its
+own readings. Each field fails alone: unsupported ones (MIG, consumer cards, permissions) are skipped,
+never reported as 0; a lost GPU is asked for again every sample until it answers."""
 
 from __future__ import annotations
 
@@ -13,13 +14,12 @@ from typing import Any
 from .. import semconv as names
 from .._attributes import Attributes
 from .._failsafe import logger, warn_once
-from .reading import Reading, Value, extend, snake
+from .reading import Errors, Reading, Value, extend, snake
+from .sampler import Sampler, Source
 
 Reader = Callable[[Any, Any, Attributes], list[Value]]
 """(pynvml module, device handle, device attributes) -> values."""
 
-NOT_SUPPORTED, NO_PERMISSION, FUNCTION_NOT_FOUND = 3, 4, 13  # NVML_ERROR_*: the field is not there
-LOST = ("gpu_is_lost", "reset_required")  # stop asking this device; fetch its handle again next sample
 STATES = ("ok", "degraded", "failed")
 # Bits of nvmlClocksEventReason* (formerly nvmlClocksThrottleReason*).
 REASONS = (
@@ -33,10 +33,10 @@ REASONS = (
     ("hw_power_brake_slowdown", 0x80),
     ("display_clock_setting", 0x100),
 )
-PCIE_BYTES = 197, 198  # NVML_FI_DEV_PCIE_COUNT_TX_BYTES, _RX_BYTES
+NO_GPU = "llmobs: no NVIDIA GPU readings (%s: %s); host readings go on"
 
 
-def _field(
+def _scalar(
     instrument: names.Instrument, extra: tuple[tuple[str, str], ...], scale: float, call: Callable[[Any, Any], float]
 ) -> Reader:
     """A reader for one NVML call that returns one number."""
@@ -71,11 +71,13 @@ def _throttle(nvml: Any, h: Any, a: Attributes) -> list[Value]:
 
 
 def _pcie_bytes(nvml: Any, h: Any, a: Attributes) -> list[Value]:
-    fields = nvml.nvmlDeviceGetFieldValues(h, list(PCIE_BYTES))
+    fields = nvml.nvmlDeviceGetFieldValues(
+        h, [nvml.NVML_FI_DEV_PCIE_COUNT_TX_BYTES, nvml.NVML_FI_DEV_PCIE_COUNT_RX_BYTES]
+    )
     return [
         (names.GPU_IO, extend(a, (names.IO_DIRECTION, direction)), f.value.ullVal)
         for direction, f in zip(("transmit", "receive"), fields, strict=True)
-        if f.nvmlReturn == 0
+        if f.nvmlReturn == nvml.NVML_SUCCESS
     ]
 
 
@@ -84,49 +86,49 @@ DEVICE_READERS: tuple[Reader, ...] = (
     _memory,
     _throttle,
     _pcie_bytes,
-    _field(
+    _scalar(
         names.GPU_UTILIZATION,
         ((names.GPU_TASK, "encoder"),),
         0.01,
         lambda n, h: n.nvmlDeviceGetEncoderUtilization(h)[0],
     ),
-    _field(
+    _scalar(
         names.GPU_UTILIZATION,
         ((names.GPU_TASK, "decoder"),),
         0.01,
         lambda n, h: n.nvmlDeviceGetDecoderUtilization(h)[0],
     ),
-    _field(names.GPU_TEMPERATURE, (), 1, lambda n, h: n.nvmlDeviceGetTemperature(h, n.NVML_TEMPERATURE_GPU)),
-    _field(names.GPU_POWER, (), 1e-3, lambda n, h: n.nvmlDeviceGetPowerUsage(h)),
-    _field(names.GPU_ENERGY, (), 1e-3, lambda n, h: n.nvmlDeviceGetTotalEnergyConsumption(h)),
-    _field(
+    _scalar(names.GPU_TEMPERATURE, (), 1, lambda n, h: n.nvmlDeviceGetTemperature(h, n.NVML_TEMPERATURE_GPU)),
+    _scalar(names.GPU_POWER, (), 1e-3, lambda n, h: n.nvmlDeviceGetPowerUsage(h)),
+    _scalar(names.GPU_ENERGY, (), 1e-3, lambda n, h: n.nvmlDeviceGetTotalEnergyConsumption(h)),
+    _scalar(
         names.GPU_CLOCK, ((names.CLOCK_TYPE, "sm"),), 1e6, lambda n, h: n.nvmlDeviceGetClockInfo(h, n.NVML_CLOCK_SM)
     ),
-    _field(
+    _scalar(
         names.GPU_CLOCK,
         ((names.CLOCK_TYPE, "memory"),),
         1e6,
         lambda n, h: n.nvmlDeviceGetClockInfo(h, n.NVML_CLOCK_MEM),
     ),
-    _field(
+    _scalar(
         names.GPU_ERRORS,
         ((names.ERROR_TYPE, "corrected"),),
         1,
         lambda n, h: n.nvmlDeviceGetTotalEccErrors(h, n.NVML_MEMORY_ERROR_TYPE_CORRECTED, n.NVML_VOLATILE_ECC),
     ),
-    _field(
+    _scalar(
         names.GPU_ERRORS,
         ((names.ERROR_TYPE, "uncorrected"),),
         1,
         lambda n, h: n.nvmlDeviceGetTotalEccErrors(h, n.NVML_MEMORY_ERROR_TYPE_UNCORRECTED, n.NVML_VOLATILE_ECC),
     ),
-    _field(
+    _scalar(
         names.GPU_PCIE_THROUGHPUT,
         ((names.IO_DIRECTION, "transmit"),),
         1024,
         lambda n, h: n.nvmlDeviceGetPcieThroughput(h, n.NVML_PCIE_UTIL_TX_BYTES),
     ),
-    _field(
+    _scalar(
         names.GPU_PCIE_THROUGHPUT,
         ((names.IO_DIRECTION, "receive"),),
         1024,
@@ -150,129 +152,165 @@ def _process_memory(pid: int) -> Reader:
     return read
 
 
-class _Device:
-    def __init__(self, index: int) -> None:
-        self.index = index
-        self.handle: Any = None
+class Bindings:
+    """The loaded pynvml module, and its errors told apart by its own class and NVML_ERROR_* constants."""
+
+    def __init__(self, nvml: Any) -> None:
+        self.nvml = nvml
+        self._names: dict[int, str] = {
+            value: key.removeprefix("NVML_ERROR_").lower()
+            for key, value in vars(nvml).items()
+            if key.startswith("NVML_ERROR_") and isinstance(value, int)
+        }
+        # The field is not there (MIG, consumer cards, permissions, old drivers): no error.
+        self._absent = {
+            nvml.NVML_ERROR_NOT_SUPPORTED,
+            nvml.NVML_ERROR_NO_PERMISSION,
+            nvml.NVML_ERROR_FUNCTION_NOT_FOUND,
+        }
+        self.unavailable = {nvml.NVML_ERROR_LIBRARY_NOT_FOUND, nvml.NVML_ERROR_DRIVER_NOT_LOADED}
+        # Stop asking the device; fetch its handle again next sample.
+        self.lost = {self._names[nvml.NVML_ERROR_GPU_IS_LOST], self._names[nvml.NVML_ERROR_RESET_REQUIRED]}
+        self.errors = Errors((nvml.NVMLError,), self._classify)
+
+    def error_type(self, exc: Exception) -> str:
+        """NVML's name for an ``NVMLError`` (``gpu_is_lost``)."""
+        value: int = getattr(exc, "value", -1)
+        return self._names.get(value, f"nvml_error_{value}")
+
+    def _classify(self, exc: Exception) -> str | None:
+        return None if getattr(exc, "value", None) in self._absent else self.error_type(exc)
+
+
+class GpuSource:
+    """NVML devices ``devices`` (None: all), each read by a sampler that ``sampler`` makes for it.
+    Without an NVML library or driver: one info line, then nothing."""
+
+    attributes: Attributes = ()
+
+    def __init__(self, devices: Sequence[int] | None, sampler: Callable[[str, Source], Sampler]) -> None:
+        self._wanted = devices
+        self._sampler = sampler
+        self._bindings: Bindings | None = None
+        self._off = False
+        self._devices: list[Sampler] | None = None
+
+    def read(self, holder: bool) -> Reading:
+        """Start NVML and find the devices (once), then ask each device's sampler for a sample."""
+        reading = Reading()
+        bindings = self._bindings or (None if self._off else self._start())
+        if bindings is None:
+            return reading
+        if self._devices is None and reading.add(partial(self._discover, bindings), bindings.errors) is not None:
+            return reading
+        for device in self._devices or ():
+            device.request(holder)
+        return reading
+
+    def close(self) -> None:
+        """Stop the devices' samplers, and NVML unless a call is still in it: shutting NVML down under a
+        hung call is not safe, and the process lets it go at exit anyway."""
+        devices = self._devices or []
+        for device in devices:
+            device.stop()
+        if self._bindings is not None and not any(device.busy for device in devices):
+            self._bindings.nvml.nvmlShutdown()
+
+    def _start(self) -> Bindings | None:
+        """Load and initialize NVML on first use; None (GPU readings off for good) when it cannot."""
+        self._off = True  # unless it starts, whatever it raises
+        try:
+            import pynvml
+        except ImportError as exc:
+            logger.info(NO_GPU, snake(type(exc).__name__), exc)
+            return None
+        bindings = Bindings(pynvml)
+        try:
+            pynvml.nvmlInit()
+        except pynvml.NVMLError as exc:
+            if getattr(exc, "value", None) in bindings.unavailable:
+                logger.info(NO_GPU, bindings.error_type(exc), exc)
+            else:
+                warn_once(
+                    "nvml-init",
+                    "llmobs: NVML did not start (%s: %s); GPU readings are off",
+                    bindings.error_type(exc),
+                    exc,
+                )
+            return None
+        self._off = False
+        self._bindings = bindings
+        return bindings
+
+    def _discover(self, bindings: Bindings) -> list[Value]:
+        """Find the devices to read and start their samplers (through ``Reading.add``, so that a
+        failure is counted)."""
+        count = bindings.nvml.nvmlDeviceGetCount()
+        indices = range(count) if self._wanted is None else self._wanted
+        missing = [i for i in indices if i >= count]
+        if missing:
+            warn_once("gpu-devices", "llmobs: GPU index(es) %s not present (%d GPUs); they are skipped", missing, count)
+        self._devices = [self._sampler(f"gpu{i}", DeviceSource(bindings, i)) for i in indices if i < count]
+        return []
+
+
+class DeviceSource:
+    """One GPU, on a sampler thread of its own. ``attributes`` are its series' attributes: provisional
+    until its handle is fetched, then with its UUID and model."""
+
+    def __init__(self, bindings: Bindings, index: int) -> None:
+        self._bindings = bindings
+        self._index = index
+        self._handle: Any = None
+        self._process = _process_memory(os.getpid())
         self.attributes: Attributes = (
             (names.HW_ID, f"gpu{index}"),
             (names.HW_NAME, f"gpu{index}"),
             (names.HW_TYPE, "gpu"),
         )
 
-
-class GpuSource:
-    """NVML devices ``devices`` (None: all). Without an NVML library or driver: one info line, then nothing."""
-
-    def __init__(self, devices: Sequence[int] | None) -> None:
-        self._wanted = devices
-        self._nvml: Any = None
-        self._off = False
-        self._devices: list[_Device] | None = None
-        self._process = _process_memory(os.getpid())
-
     def read(self, holder: bool) -> Reading:
         reading = Reading()
-        if self._off or (self._nvml is None and not self._start()):
-            return reading
-        if self._devices is None and reading.add(self._discover, _classify) is not None:
-            return reading
-        for device in self._devices or ():
-            self._read_device(device, holder, reading)
-        return reading
-
-    def close(self) -> None:
-        if self._nvml is not None:
-            self._nvml.nvmlShutdown()
-
-    def _start(self) -> bool:
-        """Load and initialize NVML on first use; False (GPU readings off for good) when it cannot."""
-        try:
-            import pynvml
-
-            pynvml.nvmlInit()
-        except Exception as exc:
-            self._off = True
-            error = _error_name(exc)
-            if error in ("library_not_found", "driver_not_loaded", "module_not_found_error"):
-                logger.info("llmobs: no NVIDIA GPU readings (%s: %s); host readings go on", error, exc)
-            else:
-                warn_once("nvml-init", "llmobs: NVML did not start (%s: %s); GPU readings are off", error, exc)
-            return False
-        self._nvml = pynvml
-        return True
-
-    def _discover(self) -> list[Value]:
-        """Find the devices to read (through ``Reading.add``, so that a failure is counted)."""
-        count = self._nvml.nvmlDeviceGetCount()
-        indices = range(count) if self._wanted is None else self._wanted
-        missing = [i for i in indices if i >= count]
-        if missing:
-            warn_once("gpu-devices", "llmobs: GPU index(es) %s not present (%d GPUs); they are skipped", missing, count)
-        self._devices = [_Device(i) for i in indices if i < count]
-        return []
-
-    def _read_device(self, device: _Device, holder: bool, reading: Reading) -> None:
-        errors, values = len(reading.errors), len(reading.values)
-        error = (
-            None
-            if device.handle is not None
-            else reading.add(partial(self._connect, device), _classify, device.attributes)
-        )
+        errors, lost = self._bindings.errors, self._bindings.lost
+        error = None if self._handle is not None else reading.add(self._connect, errors, self.attributes)
         answered = 0
         if error is None:
             for read in (*DEVICE_READERS, self._process) if holder else (self._process,):
                 error = reading.add(
-                    partial(read, self._nvml, device.handle, device.attributes), _classify, device.attributes
+                    partial(read, self._bindings.nvml, self._handle, self.attributes), errors, self.attributes
                 )
-                if error in LOST:  # what it answered before is not to be trusted either
-                    device.handle = None
-                    del reading.values[values:]
+                if error in lost:  # what it answered before is not to be trusted either
+                    self._handle = None
+                    reading.values.clear()
                     break
                 answered += error is None  # "not supported" is an answer too
         if holder:
-            state = _state(error in LOST or not answered, len(reading.errors) > errors)
+            state = _state(error in lost or not answered, bool(reading.errors))
             reading.values += [
-                (names.GPU_STATUS, extend(device.attributes, (names.HW_STATE, s)), float(s == state)) for s in STATES
+                (names.GPU_STATUS, extend(self.attributes, (names.HW_STATE, s)), float(s == state)) for s in STATES
             ]
+        return reading
 
-    def _connect(self, device: _Device) -> list[Value]:
-        nvml = self._nvml
-        handle = nvml.nvmlDeviceGetHandleByIndex(device.index)
+    def close(self) -> None:
+        """Nothing to release: NVML is the ``GpuSource``'s."""
+
+    def _connect(self) -> list[Value]:
+        nvml = self._bindings.nvml
+        handle = nvml.nvmlDeviceGetHandleByIndex(self._index)
         model, uuid = nvml.nvmlDeviceGetName(handle), nvml.nvmlDeviceGetUUID(handle)
-        device.attributes = (
+        self.attributes = (
             (names.HW_ID, uuid),
             (names.HW_MODEL, model),
-            (names.HW_NAME, f"gpu{device.index}"),
+            (names.HW_NAME, f"gpu{self._index}"),
             (names.HW_TYPE, "gpu"),
             (names.HW_VENDOR, "NVIDIA"),
         )
-        device.handle = handle
+        self._handle = handle
         return []
 
 
 def _state(failed: bool, errors: bool) -> str:
     return "failed" if failed else "degraded" if errors else "ok"
-
-
-def _error_name(exc: Exception) -> str:
-    """NVML's name for the error (``gpu_is_lost``), else the exception's class name in snake case."""
-    name, value = type(exc).__name__, getattr(exc, "value", None)
-    if not name.startswith("NVMLError") or not isinstance(value, int):
-        return snake(name)
-    name = name.removeprefix("NVMLError").lstrip("_")
-    return snake(name) if name else f"nvml_error_{value}"
-
-
-def _classify(exc: Exception) -> str | None:
-    """The error type to count; None for a field this device does not have."""
-    if type(exc).__name__.startswith("NVMLError") and getattr(exc, "value", None) in (
-        NOT_SUPPORTED,
-        NO_PERMISSION,
-        FUNCTION_NOT_FOUND,
-    ):
-        return None
-    return _error_name(exc)
 
 
 def _reset_bindings_lock() -> None:

@@ -12,7 +12,7 @@ import psutil
 from .. import semconv as names
 from .._attributes import Attributes
 from .cgroup import Cgroup
-from .reading import Reading, Value, extend, snake
+from .reading import Errors, Reading, Value, extend, snake
 
 USED = ((names.MEMORY_STATE, "used"),)
 DIRECTIONS = (("transmit", "bytes_sent"), ("receive", "bytes_recv"))
@@ -34,6 +34,8 @@ class Ratio:
 class HostSource:
     """Each reading fails alone; the first sample only sets the baselines of the utilizations."""
 
+    attributes: Attributes = ()
+
     def __init__(self) -> None:
         self._cgroup = Cgroup()
         self._process = psutil.Process()
@@ -46,7 +48,7 @@ class HostSource:
         if holder:
             readers += [self._cpu, self._memory, self._disk, self._network]
         for read in readers:
-            reading.add(read, _classify)
+            reading.add(read, ERRORS)
         return reading
 
     def close(self) -> None:
@@ -107,5 +109,10 @@ def _interface(name: str, direction: str) -> Attributes:
     return extend(((names.INTERFACE, name),), (names.IO_DIRECTION, direction))
 
 
-def _classify(exc: Exception) -> str:
+def _error_type(exc: Exception) -> str:
     return snake(type(exc).__name__)
+
+
+# psutil's own errors (a process gone, access denied), unreadable /proc or /sys files, and cgroup
+# files whose numbers do not parse.
+ERRORS = Errors((psutil.Error, OSError, ValueError), _error_type)

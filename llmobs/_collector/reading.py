@@ -30,15 +30,13 @@ class Reading:
         """Nothing failed, so a key missing from ``values`` is gone (an interface removed), not unread."""
         return not (self.failed or self.errors)
 
-    def add(
-        self, read: Callable[[], Iterable[Value]], classify: Callable[[Exception], str | None], where: Attributes = ()
-    ) -> str | None:
-        """Keep what ``read`` returns. When it raises, skip it alone and return the error type:
-        counted with the ``where`` attributes, unless ``classify`` says the field is unsupported (None)."""
+    def add(self, read: Callable[[], Iterable[Value]], errors: Errors, where: Attributes = ()) -> str | None:
+        """Keep what ``read`` returns. When it raises one of ``errors``, skip it alone and return the
+        error type: counted with the ``where`` attributes, unless it says the field is not there (None)."""
         try:
             self.values.extend(read())
-        except Exception as exc:
-            error = classify(exc)
+        except errors.expected as exc:
+            error = errors.classify(exc)
             if error is not None:
                 self.errors.append(extend(where, (ERROR_TYPE, error)))
                 warn_once(
@@ -50,6 +48,16 @@ class Reading:
                 logger.debug("llmobs: resource reading failed", exc_info=True)
             return error
         return None
+
+
+@dataclass(frozen=True)
+class Errors:
+    """What a source's readings raise when the device or the system refuses, and the error type each
+    counts as (None: the field is not there, which is no error). Anything else is a bug, and fails
+    the whole sample at the sampler's boundary."""
+
+    expected: tuple[type[Exception], ...]
+    classify: Callable[[Exception], str | None]
 
 
 @functools.lru_cache(maxsize=4096)

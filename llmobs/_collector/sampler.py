@@ -10,16 +10,21 @@ import threading
 import time
 from typing import Protocol
 
-from .._failsafe import internal_error, warn_once
+from .._attributes import Attributes
+from .._failsafe import guarded, warn_once
 from ..semconv import ERROR_TYPE
 from .publish import Publisher
-from .reading import Reading
+from .reading import Reading, extend
 
-TIMEOUT = ((ERROR_TYPE, "sample_timeout"),)
+TIMEOUT = (ERROR_TYPE, "sample_timeout")
 
 
 class Source(Protocol):
-    """What a sampler runs: ``GpuSource`` or ``HostSource``."""
+    """What a sampler runs: ``GpuSource``, one GPU's ``DeviceSource``, or ``HostSource``."""
+
+    @property
+    def attributes(self) -> Attributes:
+        """What a timeout of this source is counted with: a GPU's attributes, or none."""
 
     def read(self, holder: bool) -> Reading:
         """One sample; device- and host-level readings only when ``holder`` (of the host lock)."""
@@ -54,7 +59,7 @@ class Sampler:
             elif not self._stale and now - self._asked > self._stale_after:
                 self._stale = True
                 self._publisher.withdraw()
-                self._publisher.count(TIMEOUT)
+                self._publisher.count(extend(self._source.attributes, TIMEOUT))
                 warn_once(
                     f"stale:{self._name}",
                     "llmobs: a %s sample has not finished after %.1fs; its "
@@ -68,26 +73,30 @@ class Sampler:
         self._stopping = True
         self._wake.set()
 
+    @property
+    def busy(self) -> bool:
+        """A sample is in progress (perhaps stuck in a call that never returns)."""
+        with self._lock:
+            return self._asked is not None
+
     def _run(self) -> None:
         while True:
             self._wake.wait()
             self._wake.clear()
             if self._stopping:
                 break
-            reading = self._sample()
+            reading = self._sample() or Reading(failed=True)
             with self._lock:
                 asked = self._asked if self._asked is not None else time.monotonic()
                 fresh = not self._stale and time.monotonic() - asked <= self._stale_after
                 self._asked, self._stale = None, False
             self._publisher.publish(reading, fresh)
-        try:
-            self._source.close()
-        except Exception:
-            internal_error(f"closing the {self._name} collector")
+        self._close()
 
+    @guarded(where="resource collector sample")
     def _sample(self) -> Reading:
-        try:
-            return self._source.read(self._holder)
-        except Exception:
-            internal_error(f"{self._name} collector")
-            return Reading(failed=True)
+        return self._source.read(self._holder)
+
+    @guarded(where="closing the resource collector")
+    def _close(self) -> None:
+        self._source.close()

@@ -6,8 +6,10 @@ from __future__ import annotations
 import ctypes.util
 import time
 
+import pynvml
 import pytest
 
+from llmobs._collector.gpu import Bindings
 from tests.collector.conftest import Host, eventually, names, value
 from tests.nvml_stub import DRIVER_NOT_LOADED, GIB, H100, NO_PERMISSION, NOT_SUPPORTED, Err, uuid
 from tests.otlp_receiver import MetricPoint
@@ -77,7 +79,7 @@ def test_two_gpus_export_known_values(host: Host) -> None:
     assert value(points, "hw.power", GPU1) == pytest.approx(90.5)
     assert "llmobs.collector.errors" not in names(points)
 
-    power = next(p for p in points if p.name == "hw.power")
+    power = next(p for p in points if p.name == "hw.power" and p.attributes["hw.id"] == uuid(0))
     assert (power.unit, power.kind) == ("W", "gauge")
     assert {k: v for k, v in power.attributes.items() if k != "hw.id"} == {
         "hw.name": "gpu0",
@@ -191,6 +193,23 @@ def test_hung_nvml_call_blocks_neither_calls_nor_export_and_is_not_exported_as_f
     assert time.monotonic() - started < 1.5 and "gave up" not in logged
 
 
+def test_one_hung_gpu_withdraws_only_its_own_readings(host: Host) -> None:
+    host.configure([H100, {**H100, "sleep": ("power", 5)}])  # GPU 1 hangs in every sample from the first
+    child = host.start()
+    timeout = {**GPU1, "error.type": "sample_timeout"}
+    points = host.until(child, lambda p: value(p, "llmobs.collector.errors", timeout))
+
+    assert value(points, "llmobs.collector.errors", timeout) == 1  # counted once per hang, as GPU 1's
+    assert not [p.name for p in points if p.kind == "gauge" and p.attributes.get("hw.id") == uuid(1)]
+    assert value(points, "hw.power", GPU0) == pytest.approx(245.0)
+    assert status(points, GPU0, "ok") == 1
+
+    host.configure([{**H100, "util": 20}, {**H100, "sleep": ("power", 5)}])  # GPU 0 stays fresh
+    points = host.until(child, lambda p: value(p, "hw.gpu.utilization", {**GPU0, **GENERAL}) == pytest.approx(0.20))
+    assert value(points, "llmobs.collector.errors", {"error.type": "sample_timeout", **GPU0}) is None
+    assert not [p.name for p in points if p.kind == "gauge" and p.attributes.get("hw.id") == uuid(1)]
+
+
 def test_each_process_reports_its_own_gpu_memory(host: Host) -> None:
     host.configure([H100, H100])
     a, b = host.start(), host.start()
@@ -239,3 +258,22 @@ def test_summary_shows_the_gpus(host: Host) -> None:
     child.send("call")
     child.send("flush")
     assert "  gpu0 util 87% (max 87%) mem 31.0/80.0 GiB 245 W 71°C" in child.finish()
+
+
+@pytest.mark.parametrize(
+    ("code", "error_type"),
+    [
+        (pynvml.NVML_ERROR_NOT_SUPPORTED, None),
+        (pynvml.NVML_ERROR_NO_PERMISSION, None),
+        (pynvml.NVML_ERROR_FUNCTION_NOT_FOUND, None),
+        (pynvml.NVML_ERROR_GPU_IS_LOST, "gpu_is_lost"),
+        (pynvml.NVML_ERROR_RESET_REQUIRED, "reset_required"),
+        (pynvml.NVML_ERROR_LIB_RM_VERSION_MISMATCH, "lib_rm_version_mismatch"),
+        (12345, "nvml_error_12345"),
+    ],
+)
+def test_nvml_errors_are_told_apart_by_the_bindings_own_codes(code: int, error_type: str | None) -> None:
+    bindings = Bindings(pynvml)
+    assert bindings.errors.expected == (pynvml.NVMLError,)
+    assert bindings.errors.classify(pynvml.NVMLError(code)) == error_type
+    assert bindings.lost == {"gpu_is_lost", "reset_required"}

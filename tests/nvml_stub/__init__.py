@@ -8,6 +8,7 @@ import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 SOURCE = Path(__file__).with_name("nvml_stub.c")
 LIBRARY = "libnvidia-ml.so.1"
@@ -25,7 +26,7 @@ class Err:
 
 Gpu = Mapping[str, object]
 """Fields (see nvml_stub.c) to numbers, ``Err``, or text for name/uuid; also ``processes``:
-[(pid, bytes)], ``lost_after``: n, and ``sleep``: (field, seconds)."""
+[(pid, bytes)], ``lost_after``: n, and ``sleep``: (field, seconds), which hangs this device only."""
 
 H100: Gpu = {
     "name": "NVIDIA H100 80GB HBM3",
@@ -62,6 +63,7 @@ def build(directory: Path) -> Path:
             "-Wall",
             "-Wextra",
             "-Werror",
+            "-pthread",
             f"-Wl,-soname,{LIBRARY}",
             "-o",
             str(directory / LIBRARY),
@@ -90,9 +92,9 @@ def configure(path: Path, gpus: Sequence[Gpu], init: int | None = None) -> None:
 
 def _lines(key: str, value: object) -> list[str]:
     if key == "processes":
-        return [f"proc {pid} {used}" for pid, used in value]  # type: ignore[attr-defined]
+        return [f"proc {pid} {used}" for pid, used in cast("Sequence[tuple[int, int]]", value)]
     if key == "sleep":
-        name, seconds = value  # type: ignore[misc]
+        name, seconds = cast("tuple[str, float]", value)
         return [f"sleep {name} {seconds}"]
     if isinstance(value, Err):
         return [f"{key} !{value.code}"]

@@ -14,8 +14,11 @@
  * A field that is not set answers NVML_ERROR_NOT_SUPPORTED. Fields: util util_mem mem_total mem_used
  * temp power energy clock_graphics clock_sm clock_mem clock_video throttle ecc_corrected
  * ecc_uncorrected pcie_tx pcie_rx pcie_tx_bytes pcie_rx_bytes enc dec procs (procs: errors only).
- * Calls are expected from one thread at a time, as llmobs makes them.
+ * Calls may come from several threads at once (llmobs reads each GPU on a thread of its own): the
+ * configuration and the devices are read under one lock, never held while a call sleeps.
  */
+#include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,6 +63,7 @@ typedef struct {
 static device_t devices[MAX_DEVICES];
 static int count, init_code;
 static struct stat loaded;
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 
 static field_t *field(device_t *d, const char *key, int create) {
     for (int i = 0; i < d->nfields; i++)
@@ -115,7 +119,7 @@ static void parse(FILE *in) {
     if (count < 0 || count > MAX_DEVICES) count = highest + 1;
 }
 
-/* Read the configuration again if the file changed since it was last read. */
+/* Read the configuration again if the file changed since it was last read; called under the lock. */
 static void refresh(void) {
     const char *path = getenv("NVML_STUB_CONFIG");
     struct stat now;
@@ -130,31 +134,51 @@ static void refresh(void) {
     loaded = now;
 }
 
+static void refresh_locked(void) {
+    pthread_mutex_lock(&lock);
+    refresh();
+    pthread_mutex_unlock(&lock);
+}
+
 /* Every call on a device starts here: the device, or an error in *rc. */
 static device_t *enter(nvmlDevice_t handle, int *rc) {
+    device_t *d = handle;
+    pthread_mutex_lock(&lock);
     refresh();
     if (handle < devices || handle >= devices + count) {
         *rc = INVALID_ARGUMENT;
-        return NULL;
-    }
-    handle->calls++;
-    if (handle->lost_after >= 0 && handle->calls >= handle->lost_after) {
+        d = NULL;
+    } else if (++handle->calls >= handle->lost_after && handle->lost_after >= 0) {
         *rc = GPU_IS_LOST;
-        return NULL;
+        d = NULL;
     }
-    return handle;
+    pthread_mutex_unlock(&lock);
+    return d;
 }
 
 static int value(device_t *d, const char *key, unsigned long long *out) {
+    pthread_mutex_lock(&lock);
     field_t *f = field(d, key, 0);
-    if (!f) return NOT_SUPPORTED;
-    if (f->sleep > 0) {
-        struct timespec pause = {(time_t)f->sleep, (long)((f->sleep - (time_t)f->sleep) * 1e9)};
+    field_t copy = f ? *f : (field_t){.code = NOT_SUPPORTED};
+    pthread_mutex_unlock(&lock);
+    if (copy.sleep > 0) {
+        struct timespec pause = {(time_t)copy.sleep, (long)((copy.sleep - (time_t)copy.sleep) * 1e9)};
         nanosleep(&pause, NULL);
     }
-    if (f->code) return f->code;
-    if (!f->set) return NOT_SUPPORTED;
-    *out = f->value;
+    if (copy.code) return copy.code;
+    if (!copy.set) return NOT_SUPPORTED;
+    *out = copy.value;
+    return OK;
+}
+
+/* Text of a device (name, uuid), copied under the lock. */
+static int text(nvmlDevice_t h, size_t offset, char *out, unsigned length) {
+    int rc;
+    device_t *d = enter(h, &rc);
+    if (!d) return rc;
+    pthread_mutex_lock(&lock);
+    snprintf(out, length, "%s", (const char *)d + offset);
+    pthread_mutex_unlock(&lock);
     return OK;
 }
 
@@ -177,7 +201,7 @@ GETTER(nvmlDeviceGetCurrentClocksThrottleReasons, unsigned long long, "throttle"
 
 int nvmlInitWithFlags(unsigned flags) {
     (void)flags;
-    refresh();
+    refresh_locked();
     return init_code;
 }
 int nvmlShutdown(void) { return OK; }
@@ -193,34 +217,27 @@ const char *nvmlErrorString(int code) {
 }
 
 int nvmlDeviceGetCount_v2(unsigned *n) {
+    pthread_mutex_lock(&lock);
     refresh();
     *n = (unsigned)count;
+    pthread_mutex_unlock(&lock);
     return OK;
 }
 
 int nvmlDeviceGetHandleByIndex_v2(unsigned index, nvmlDevice_t *handle) {
     int rc;
-    refresh();
-    if (index >= (unsigned)count) return INVALID_ARGUMENT;
+    if (index >= MAX_DEVICES) return INVALID_ARGUMENT;
     if (!enter(&devices[index], &rc)) return rc;
     *handle = &devices[index];
     return OK;
 }
 
 int nvmlDeviceGetName(nvmlDevice_t h, char *name, unsigned length) {
-    int rc;
-    device_t *d = enter(h, &rc);
-    if (!d) return rc;
-    snprintf(name, length, "%s", d->name);
-    return OK;
+    return text(h, offsetof(device_t, name), name, length);
 }
 
 int nvmlDeviceGetUUID(nvmlDevice_t h, char *uuid, unsigned length) {
-    int rc;
-    device_t *d = enter(h, &rc);
-    if (!d) return rc;
-    snprintf(uuid, length, "%s", d->uuid);
-    return OK;
+    return text(h, offsetof(device_t, uuid), uuid, length);
 }
 
 int nvmlDeviceGetUtilizationRates(nvmlDevice_t h, nvmlUtilization_t *rates) {
@@ -319,14 +336,16 @@ int nvmlDeviceGetComputeRunningProcesses_v3(nvmlDevice_t h, unsigned *n, nvmlPro
     int rc;
     device_t *d = enter(h, &rc);
     if (!d) return rc;
+    pthread_mutex_lock(&lock);
     field_t *f = field(d, "procs", 0);
-    if (f && f->code) return f->code;
-    if (*n < (unsigned)d->nprocs) {
+    if (f && f->code) {
+        rc = f->code;
+    } else {
+        rc = *n < (unsigned)d->nprocs ? INSUFFICIENT_SIZE : OK;
+        for (int i = 0; rc == OK && i < d->nprocs; i++)
+            infos[i] = (nvmlProcessInfo_t){d->pids[i], d->used[i], 0xFFFFFFFF, 0xFFFFFFFF};
         *n = (unsigned)d->nprocs;
-        return INSUFFICIENT_SIZE;
     }
-    for (int i = 0; i < d->nprocs; i++)
-        infos[i] = (nvmlProcessInfo_t){d->pids[i], d->used[i], 0xFFFFFFFF, 0xFFFFFFFF};
-    *n = (unsigned)d->nprocs;
-    return OK;
+    pthread_mutex_unlock(&lock);
+    return rc;
 }
