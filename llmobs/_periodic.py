@@ -1,58 +1,157 @@
 """Exports registry snapshots periodically on a daemon thread, so that a slow or dead backend never
-touches the request path."""
+touches the request path.
+
+Each export is sent on a thread of its own and waited for at most the export timeout
+(``OTEL_METRIC_EXPORT_TIMEOUT``); the next one starts only when it is done, so a hung backend holds one
+thread, and memory holds no more than the registry. docs/export.md says what is guaranteed.
+"""
 
 from __future__ import annotations
 
 import threading
 import time
+from typing import TYPE_CHECKING
 
-from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult
+from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult, MetricsData
 
 from ._aggregation import Registry
-from ._failsafe import internal_error
+from ._failsafe import guarded, warn_once
+from ._otlp import backend, failure_hint, public_url, split
 from ._points import Points
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+MAX_PAUSE_INTERVALS = 3  # a Retry-After skips at most this many export intervals
 
 
 class PeriodicExport:
-    """Every ``interval`` seconds, collect the registry and hand the points to ``exporter``."""
+    """Every ``interval`` seconds, collect the registry and hand the points to ``exporter``. ``endpoint``
+    is the OTLP URL the exporter sends to (None for in-process exporters, which take each export whole):
+    it names the backend in the first-failure warning, and those exports are split into requests of at
+    most ``max_bytes``."""
 
     def __init__(
-        self, registry: Registry, exporter: MetricExporter, points: Points, interval: float, timeout: float
+        self,
+        registry: Registry,
+        exporter: MetricExporter,
+        points: Points,
+        interval: float,
+        timeout: float,
+        *,
+        max_bytes: int = 4_000_000,
+        endpoint: str | None = None,
     ) -> None:
         self._registry = registry
         self._exporter = exporter
         self._points = points
         self._interval = interval
         self._timeout = min(timeout, interval)
+        self._max_bytes = max_bytes
+        self._endpoint = endpoint
+        self._backend = backend(exporter)
+        self._resume_at = 0.0  # time.monotonic() before which the backend asked not to be called
+        self._sender: _Send | None = None
+        # One export starts at a time, after the one before it ended: exports share the delta state.
+        self._lock = threading.Lock()
         self._stop = threading.Event()
-        # One export at a time: force_flush() and the periodic thread share the delta state.
-        self._exporting = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="llmobs-export", daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
         while not self._stop.wait(self._interval):
             self.export_once()
-        self.export_once()
 
     def export_once(self) -> bool:
-        """Collect and export now; True when the exporter accepted the points."""
-        try:
-            with self._exporting:
-                data = self._points.build(self._registry.collect())
-                return self._exporter.export(data, timeout_millis=self._timeout * 1000) is MetricExportResult.SUCCESS
-        except Exception:
-            internal_error(f"export via {type(self._exporter).__name__}")
-            return False
+        """Collect and export now, waiting at most the export timeout; True when the backend took it all."""
+        return self._export(time.monotonic() + self._timeout, final=False)
 
     def shutdown(self, deadline: float) -> bool:
-        """Final export, then stop; gives up at ``deadline`` (a ``time.monotonic`` value)."""
+        """Final export, then stop; gives up at ``deadline`` (a ``time.monotonic`` value). True when it
+        finished in time, whatever the backend answered: a refusal ends it at once, without back-off."""
         self._stop.set()
-        self._thread.join(max(0.0, deadline - time.monotonic()))
-        finished = not self._thread.is_alive()
-        try:
-            # Also interrupts the OTLP exporters' retry back-off when the final export is stuck.
-            self._exporter.shutdown(timeout_millis=max(0.0, deadline - time.monotonic()) * 1000)
-        except Exception:
-            internal_error("exporter shutdown")
+        self._thread.join(_left(deadline))
+        self._export(deadline, final=True)
+        finished = not self._thread.is_alive() and not (self._sender is not None and self._sender.is_alive())
+        self._close(deadline)  # also ends a request still out
         return finished
+
+    @guarded(where="metric export", default=False)
+    def _export(self, deadline: float, final: bool) -> bool:
+        sender = self._start(deadline, final)
+        if sender is None:
+            return False
+        sender.join(_left(deadline))
+        if sender.accepted:
+            return True
+        self._explain(sender)
+        return False
+
+    def _start(self, deadline: float, final: bool) -> _Send | None:
+        """Build the points and start sending them once the export before is done; None when it was not
+        done by ``deadline``, or the backend asked to wait (Retry-After; the final export goes anyway)."""
+        while True:
+            with self._lock:
+                running = self._sender
+                if running is None or not running.is_alive():
+                    if not final and time.monotonic() < self._resume_at:
+                        return None
+                    self._sender = _Send(self, self._requests(), deadline)
+                    self._sender.start()
+                    return self._sender
+            running.join(_left(deadline))
+            if _left(deadline) == 0:
+                return None
+
+    def _requests(self) -> list[MetricsData]:
+        data = self._points.build(self._registry.collect())
+        return split(data, self._max_bytes) if self._endpoint is not None else [data]
+
+    @guarded(where="sending metrics", default=False)
+    def send(self, requests: Sequence[MetricsData], deadline: float) -> bool:
+        """Send ``requests`` in order (on the sender thread); each accepted one moves the delta baselines."""
+        for data in requests:
+            if self._backend is not None:
+                self._backend.clear()
+            left = _left(deadline)
+            if left == 0 or self._exporter.export(data, timeout_millis=left * 1000) is not MetricExportResult.SUCCESS:
+                self._hold_off()
+                return False
+            self._points.commit(data)
+        return True
+
+    def _hold_off(self) -> None:
+        wait = self._backend.retry_after if self._backend is not None else None
+        if wait is not None:
+            self._resume_at = time.monotonic() + min(wait, MAX_PAUSE_INTERVALS * self._interval)
+
+    def _explain(self, sender: _Send) -> None:
+        """Log once per URL why export failed, with the likely causes: the SDK's own lines do not say."""
+        if self._endpoint is None:
+            return
+        if sender.is_alive():
+            reason = f"no answer within {self._timeout:g}s, OTEL_METRIC_EXPORT_TIMEOUT"
+        else:
+            known = self._backend.failure if self._backend is not None else None
+            reason = known or "refused or not answered"
+        warn_once(f"export failed:{public_url(self._endpoint)}", "%s", failure_hint(self._endpoint, reason))
+
+    @guarded(where="exporter shutdown")
+    def _close(self, deadline: float) -> None:
+        self._exporter.shutdown(timeout_millis=_left(deadline) * 1000)
+
+
+class _Send(threading.Thread):
+    """The requests of one export, sent on a daemon thread so that waiting for them can be bounded."""
+
+    def __init__(self, export: PeriodicExport, requests: list[MetricsData], deadline: float) -> None:
+        super().__init__(name="llmobs-export-send", daemon=True)
+        self._export, self._requests, self._deadline = export, requests, deadline
+        self.accepted = False
+
+    def run(self) -> None:
+        self.accepted = self._export.send(self._requests, self._deadline)
+
+
+def _left(deadline: float) -> float:
+    return max(0.0, deadline - time.monotonic())

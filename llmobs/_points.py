@@ -1,7 +1,13 @@
-"""Turns registry snapshots into OpenTelemetry ``MetricsData`` for one exporter, cumulative or delta."""
+"""Turns registry snapshots into OpenTelemetry ``MetricsData`` for one exporter, cumulative or delta.
+
+Every point built here can be encoded as OTLP: a value outside what the protocol carries (a sum past
+the 64-bit range, not finite) or an attribute that is not valid Unicode leaves out that point, with one
+warning per metric, and the others go on. Delta baselines move only when the export succeeded.
+"""
 
 from __future__ import annotations
 
+import math
 import time
 from typing import TYPE_CHECKING
 
@@ -21,6 +27,7 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
 from ._aggregation import Collected, HistogramSnapshot, Snapshot, ValueSnapshot
 from ._attributes import Attributes
+from ._failsafe import guarded, warn_once
 from ._version import __version__
 from .semconv import Instrument, Kind
 
@@ -30,31 +37,50 @@ if TYPE_CHECKING:
 SCOPE = InstrumentationScope("llmobs", __version__)
 CUMULATIVE = AggregationTemporality.CUMULATIVE
 DELTA = AggregationTemporality.DELTA
+INT64 = range(-(2**63), 2**63)  # NumberDataPoint.as_int
+UINT64 = range(2**64)  # histogram counts
+
+Key = tuple[str, Attributes]
 
 
 class Points:
-    """Builds ``MetricsData`` for one exporter. For delta temporality it remembers the previous
-    cumulative snapshot of every series and sends the difference."""
+    """Builds ``MetricsData`` for one exporter. For delta temporality it remembers the cumulative
+    snapshot of every series at its last successful export and sends the difference."""
 
     def __init__(self, resource: Resource, delta: bool = False) -> None:
         self._resource = resource
         self._scope = SCOPE
         self._delta = delta
-        self._previous: dict[tuple[str, Attributes], tuple[Snapshot, int]] = {}
+        self._previous: dict[Key, tuple[Snapshot, int]] = {}
+        self._pending: dict[Key, tuple[Snapshot, int]] = {}  # baselines of the latest build, until committed
+        self._seen: set[Key] = set()
 
     def build(self, collected: Collected) -> MetricsData:
         now = time.time_ns()
-        self._seen: set[tuple[str, Attributes]] = set()
+        self._seen, self._pending = set(), {}
         metrics = [m for instrument, points in collected if (m := self._metric(instrument, points, now))]
         if self._delta:  # forget series that are gone, so that this state never outgrows the registry
             self._previous = {key: value for key, value in self._previous.items() if key in self._seen}
         scope_metrics = [ScopeMetrics(self._scope, metrics, "")] if metrics else []
         return MetricsData([ResourceMetrics(self._resource, scope_metrics, "")])
 
+    def commit(self, data: MetricsData) -> None:
+        """The backend accepted ``data`` (built by the latest ``build``): its points become the delta
+        baselines. Points of a failed export stay pending and go out again, summed, with the next one."""
+        for rm in data.resource_metrics:
+            for sm in rm.scope_metrics:
+                for metric in sm.metrics:
+                    for point in metric.data.data_points:
+                        key = (metric.name, tuple((point.attributes or {}).items()))
+                        if key in self._pending:
+                            self._previous[key] = self._pending.pop(key)
+
+    @guarded(where="building the export points of one metric")
     def _metric(self, instrument: Instrument, points: list[tuple[Attributes, Snapshot]], now: int) -> Metric | None:
         kind = instrument.kind
         delta = self._delta and kind in (Kind.HISTOGRAM, Kind.COUNTER)
         temporality = DELTA if delta else CUMULATIVE
+        points = [(a, s) for a, s in points if _encodable(instrument, a)]
         data: Histogram | Sum | Gauge
         if kind is Kind.HISTOGRAM:
             hist = [h for a, s in points if (h := self._histogram_point(instrument, a, s, now, delta))]
@@ -65,10 +91,7 @@ class Points:
             values = [v for a, s in points if (v := self._value_point(instrument, a, s, now, delta))]
             if not values:
                 return None
-            if kind is Kind.GAUGE:
-                data = Gauge(values)
-            else:
-                data = Sum(values, temporality, kind is Kind.COUNTER)
+            data = Gauge(values) if kind is Kind.GAUGE else Sum(values, temporality, kind is Kind.COUNTER)
         return Metric(instrument.name, instrument.description, instrument.unit, data)
 
     def _since(
@@ -76,8 +99,8 @@ class Points:
     ) -> tuple[Snapshot | None, int]:
         key = (instrument.name, attributes)
         self._seen.add(key)
+        self._pending[key] = (snap, now)
         previous = self._previous.get(key)
-        self._previous[key] = (snap, now)
         if previous is None or previous[0].start_ns != snap.start_ns:  # new, or started over
             return None, snap.start_ns
         return previous
@@ -92,9 +115,11 @@ class Points:
             if isinstance(before, HistogramSnapshot):
                 counts = tuple(a - b for a, b in zip(counts, before.counts, strict=True))
                 total, count, lo, hi = total - before.sum, count - before.count, None, None
-            if count == 0:
-                return None
-        elif count == 0:
+        if count == 0:
+            return None
+        numbers = (total, lo, hi)
+        if not all(c in UINT64 for c in (count, *counts)) or any(_double(v) is None for v in numbers if v is not None):
+            _dropped(instrument, f"count {count}, sum {total}")
             return None
         return HistogramDataPoint(dict(attributes), start, now, count, total, counts, instrument.buckets, lo, hi)  # type: ignore[arg-type]
 
@@ -109,6 +134,65 @@ class Points:
                 value -= before.value
                 if value == 0:
                     return None
-        if value == int(value):
-            value = int(value)
-        return NumberDataPoint(dict(attributes), start, now, value)
+        number = _number(value)
+        if number is None:
+            _dropped(instrument, f"value {value}")
+            return None
+        return NumberDataPoint(dict(attributes), start, now, number)
+
+
+def _number(value: float) -> int | float | None:
+    """``value`` as a NumberDataPoint carries it: an int64 when whole, else a finite double; None for an
+    int past int64 (a count that large is a bug, not data) or a value that is not finite."""
+    if isinstance(value, int):
+        return value if value in INT64 else None
+    if math.isfinite(value) and value.is_integer() and int(value) in INT64:
+        return int(value)
+    return _double(value)
+
+
+def _double(value: float) -> float | None:
+    """``value`` as a finite double, or None (an int past the float range, inf, nan)."""
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _dropped(instrument: Instrument, what: str) -> None:
+    warn_once(
+        f"export value:{instrument.name}",
+        "llmobs: a point of %s was not exported: OTLP cannot carry its %s (past the 64-bit range or not "
+        "finite); later ones are dropped silently",
+        instrument.name,
+        what,
+    )
+
+
+def _encodable(instrument: Instrument, attributes: Attributes) -> bool:
+    """False, with one warning per metric, for attributes the OTLP encoder would drop with a traceback
+    on every export: strings that are not valid Unicode (lone surrogates), ints past int64."""
+    for key, value in attributes:
+        if (
+            not _text(key)
+            or (isinstance(value, str) and not _text(value))
+            or (type(value) is int and value not in INT64)
+        ):
+            warn_once(
+                f"export attribute:{instrument.name}",
+                "llmobs: a series of %s was not exported: its attribute %r cannot be encoded as OTLP "
+                "(a string that is not valid Unicode, or an int past 64 bits); later ones are dropped silently",
+                instrument.name,
+                key.encode("utf-8", "backslashreplace").decode("ascii", "backslashreplace"),
+            )
+            return False
+    return True
+
+
+def _text(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

@@ -16,14 +16,16 @@ from types import TracebackType
 from typing import Any, Literal, TypeVar
 
 import grpc
+from google.protobuf.duration_pb2 import Duration
 from google.protobuf.message import Message
+from google.rpc.error_details_pb2 import RetryInfo
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2, metrics_service_pb2_grpc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.metrics.v1.metrics_pb2 import AggregationTemporality
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
-Mode = Literal["ok", "refuse", "hang"]
+Mode = Literal["ok", "refuse", "hang", "throttle"]
 Transport = Literal["grpc", "http"]
 T = TypeVar("T")
 
@@ -46,6 +48,11 @@ class Received:
     transport: Transport
     headers: dict[str, Any]
     message: Any
+
+    @property
+    def size(self) -> int:
+        """The serialized (uncompressed) size of the request in bytes."""
+        return int(self.message.ByteSize())
 
 
 @dataclass(frozen=True)
@@ -175,10 +182,19 @@ def _spans(rec: Received) -> list[SpanRecord]:
 
 
 class OTLPReceiver:
-    """OTLP metrics/traces receiver on 127.0.0.1 over gRPC and HTTP; `mode` simulates a failing backend."""
+    """OTLP metrics/traces receiver on 127.0.0.1 over gRPC and HTTP; `mode` simulates a failing backend.
 
-    def __init__(self) -> None:
+    "refuse" answers UNAVAILABLE / HTTP 503, "hang" never answers, "throttle" answers `throttle_status`
+    (HTTP 429 or 503, gRPC RESOURCE_EXHAUSTED or UNAVAILABLE) with `retry_after` seconds in a Retry-After
+    header (gRPC: RetryInfo). `max_receive_bytes` refuses larger requests as a Collector does (its gRPC
+    default is 4 MiB): gRPC RESOURCE_EXHAUSTED, HTTP 413.
+    """
+
+    def __init__(self, max_receive_bytes: int | None = None) -> None:
         self.mode: Mode = "ok"
+        self.throttle_status = 429
+        self.retry_after = 1
+        self.max_receive_bytes = max_receive_bytes
         self.attempts = 0  # export calls that arrived, whatever the mode answered
         self._lock = threading.Lock()
         self._received: list[Received] = []
@@ -191,9 +207,12 @@ class OTLPReceiver:
 
     def start(self) -> OTLPReceiver:
         """Bind both servers to OS-picked ports and serve in background threads."""
-        self._grpc = grpc.server(self._pool)
-        metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(_Servicer(self), self._grpc)
-        trace_service_pb2_grpc.add_TraceServiceServicer_to_server(_Servicer(self), self._grpc)
+        options = (
+            [] if self.max_receive_bytes is None else [("grpc.max_receive_message_length", self.max_receive_bytes)]
+        )
+        self._grpc = grpc.server(self._pool, options=options)
+        metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(_Servicer(self), self._grpc)  # type: ignore[no-untyped-call]
+        trace_service_pb2_grpc.add_TraceServiceServicer_to_server(_Servicer(self), self._grpc)  # type: ignore[no-untyped-call]
         self._grpc_port = self._grpc.add_insecure_port("127.0.0.1:0")
         self._grpc.start()
         receiver = self
@@ -252,6 +271,11 @@ class OTLPReceiver:
         if mode == "hang":  # also give up once the client went away, so workers are not exhausted
             while context.is_active() and not self._released.wait(0.05):
                 pass
+        if mode == "throttle":
+            delay = RetryInfo(retry_delay=Duration(seconds=self.retry_after)).SerializeToString()
+            context.set_trailing_metadata((("google.rpc.retryinfo-bin", delay),))
+            code = grpc.StatusCode.RESOURCE_EXHAUSTED if self.throttle_status == 429 else grpc.StatusCode.UNAVAILABLE
+            context.abort(code, "test receiver mode=throttle")
         if mode != "ok":
             context.abort(grpc.StatusCode.UNAVAILABLE, f"test receiver mode={mode}")
         self._record(signal, "grpc", {k.lower(): v for k, v in context.invocation_metadata()}, request)
@@ -270,6 +294,15 @@ class OTLPReceiver:
             return
         if mode == "refuse":
             h.send_error(503)
+            return
+        if mode == "throttle":
+            h.send_response(self.throttle_status)
+            h.send_header("Retry-After", str(self.retry_after))
+            h.send_header("Content-Length", "0")
+            h.end_headers()
+            return
+        if self.max_receive_bytes is not None and len(body) > self.max_receive_bytes:
+            h.send_error(413)
             return
         if h.headers.get("Content-Type") != "application/x-protobuf":
             h.send_error(415)
