@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -59,11 +60,11 @@ class Measured:
 
 def run(collector: bool, seconds: float, library: Path, config: Path) -> Measured:
     env = {
-        **os.environ,
+        **{k: v for k, v in os.environ.items() if k != "XDG_RUNTIME_DIR"},
         "LD_LIBRARY_PATH": str(library),
         "NVML_STUB_CONFIG": str(config),
         "TMPDIR": str(config.parent),
-    }  # a host lock of its own
+    }  # a host lock of its own, in the temp directory
     out = subprocess.run(
         [sys.executable, "-m", "benchmarks.bench_collector", "--child", str(int(collector)), "--seconds", str(seconds)],
         env=env,
@@ -72,6 +73,17 @@ def run(collector: bool, seconds: float, library: Path, config: Path) -> Measure
         check=True,
     )
     return Measured(**json.loads(out.stdout.splitlines()[-1]))
+
+
+def _by_kind(threads: dict[str, float]) -> dict[str, tuple[float, int]]:
+    """CPU seconds and thread count per kind of thread: the devices' ``llmobs-gpu0``, ``llmobs-gpu1``, …
+    together as ``llmobs-gpu<n>``."""
+    kinds: dict[str, tuple[float, int]] = {}
+    for name, seconds in threads.items():
+        kind = re.sub(r"\d+$", "<n>", name)
+        total, count = kinds.get(kind, (0.0, 0))
+        kinds[kind] = (total + seconds, count + 1)
+    return kinds
 
 
 def main() -> None:
@@ -92,8 +104,9 @@ def main() -> None:
     cost = 100 * (on.cpu - off.cpu) / on.wall
     print(f"collector, {GPUS} stand-in GPUs + host readings at 1 Hz, {on.wall:.1f} s measured per case:")
     print(f"  process CPU with the collector {on.cpu:.3f} s, without {off.cpu:.3f} s")
-    for name, seconds in sorted(on.threads.items()):
-        print(f"    thread {name:<18} {seconds * 1000:7.1f} ms  ({100 * seconds / on.wall:.3f}% of one core)")
+    for name, (seconds, count) in sorted(_by_kind(on.threads).items()):
+        label = f"{name} ({count} threads)" if count > 1 else name
+        print(f"    {label:<30} {seconds * 1000:7.1f} ms  ({100 * seconds / on.wall:.3f}% of one core)")
     print(f"  cost: {cost:.3f}% of one core (target <= {TARGET}%)")
 
 
