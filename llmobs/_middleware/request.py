@@ -36,7 +36,7 @@ MAX_HEADER_VALUES = 8
 """Values kept of one allow-listed header on a span (a header may repeat)."""
 
 SeriesKey = tuple[str, str, "str | None", "int | None", "str | None", "str | None"]
-"""Method as sent, scheme, route template, status code, error.type, llmobs.end_reason."""
+"""``http.request.method``, scheme, route template, status code, error.type, llmobs.end_reason."""
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -80,7 +80,7 @@ class RequestRecorder:
         self._enabled = False
         self._tracer: trace.Tracer | None = None
         self._cap = 0
-        self._active: dict[tuple[str, str], Series] = {}
+        self._active: dict[tuple[str, str], tuple[Series, str]] = {}
         self._finished: dict[SeriesKey, FinishedSeries] = {}
 
     @guarded
@@ -94,9 +94,10 @@ class RequestRecorder:
         self._refresh()
         if not self._enabled:
             return None
-        request = InFlightRequest(self, method, scheme, self._active_series(method, scheme), request_size)
+        active, method_attribute = self._active_series(method, scheme)
+        request = InFlightRequest(self, method_attribute, scheme, active, request_size)
         if self._tracer is not None:
-            request.start_span(self._tracer, path, carrier, getter)
+            request.start_span(self._tracer, method, path, carrier, getter)
         return request
 
     def finished_series(self, key: SeriesKey) -> FinishedSeries:
@@ -115,12 +116,15 @@ class RequestRecorder:
             self._cap = state.registry.max_series
             self._generation = state.generation
 
-    def _active_series(self, method: str, scheme: str) -> Series:
+    def _active_series(self, method: str, scheme: str) -> tuple[Series, str]:
+        """The in-flight series of a method as sent, with its ``http.request.method``: cached, because
+        ``sanitize_method`` reads the environment (0.8 µs a call, against 0.04 µs for this lookup)."""
         found = self._active.get((method, scheme))
         if found is None:
-            attributes = freeze({names.HTTP_METHOD: sanitize_method(method), names.URL_SCHEME: scheme})
+            attribute = sanitize_method(method)
+            attributes = freeze({names.HTTP_METHOD: attribute, names.URL_SCHEME: scheme})
             series = _lifecycle.state.registry.series(names.HTTP_SERVER_ACTIVE_REQUESTS, attributes)
-            found = self._remember(self._active, (method, scheme), series)
+            found = self._remember(self._active, (method, scheme), (series, attribute))
         return found
 
     def _remember(self, cache: dict[K, V], key: K, value: V) -> V:
@@ -137,7 +141,6 @@ class InFlightRequest:
         "_method",
         "_recorder",
         "_scheme",
-        "_span_name",
         "context",
         "done",
         "first_byte",
@@ -156,7 +159,6 @@ class InFlightRequest:
         self._method = method
         self._scheme = scheme
         self._active = active
-        self._span_name = ""
         self.request_size = request_size
         self.first_byte: float | None = None
         self.last_byte: float | None = None
@@ -169,23 +171,21 @@ class InFlightRequest:
         self.start = perf_counter()
 
     @guarded
-    def start_span(self, tracer: trace.Tracer, path: str, carrier: Any, getter: Getter[Any]) -> None:
+    def start_span(self, tracer: trace.Tracer, sent_method: str, path: str, carrier: Any, getter: Getter[Any]) -> None:
         """A SERVER span continuing the caller's trace; ``context`` makes it the parent of the app's spans."""
         parent = propagate.extract(carrier, getter=getter)
-        method = sanitize_method(self._method)
         attributes: dict[str, AttributeValue | list[str]] = {
-            names.HTTP_METHOD: method,
+            names.HTTP_METHOD: self._method,
             names.URL_SCHEME: self._scheme,
             names.URL_PATH: path,
         }
-        if method != self._method:
-            attributes[names.HTTP_METHOD_ORIGINAL] = self._method
+        if sent_method != self._method:
+            attributes[names.HTTP_METHOD_ORIGINAL] = sent_method
         for header in self._recorder.options.request_headers:
             values = getter.get(carrier, header)
             if values:
                 attributes[f"http.request.header.{header}"] = _capped(header, values)
-        self._span_name = "HTTP" if method == "_OTHER" else method
-        self.span = tracer.start_span(self._span_name, parent, SpanKind.SERVER, attributes)
+        self.span = tracer.start_span(self._span_name(), parent, SpanKind.SERVER, attributes)
         self.context = trace.set_span_in_context(self.span, parent)
 
     def started(self, status: int, headers: Headers | None) -> None:
@@ -251,7 +251,7 @@ class InFlightRequest:
         attributes: dict[str, AttributeValue] = {}
         if route is not None:
             attributes[names.HTTP_ROUTE] = route
-            span.update_name(f"{self._span_name} {route}")
+            span.update_name(f"{self._span_name()} {route}")
         if status is not None:
             attributes[names.HTTP_STATUS_CODE] = status
         if reason is not None:
@@ -264,11 +264,14 @@ class InFlightRequest:
         span.set_attributes(attributes)
         span.end()
 
+    def _span_name(self) -> str:
+        return "HTTP" if self._method == "_OTHER" else self._method
+
 
 def _attributes(key: SeriesKey) -> Attributes:
     method, scheme, route, status, error, reason = key
     pairs: dict[str, AttributeValue | None] = {
-        names.HTTP_METHOD: sanitize_method(method),
+        names.HTTP_METHOD: method,
         names.URL_SCHEME: scheme,
         names.HTTP_ROUTE: route,
         names.HTTP_STATUS_CODE: status,
