@@ -5,16 +5,23 @@ from __future__ import annotations
 import socket
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
+import grpc
 import pytest
+from google.rpc.error_details_pb2 import RetryInfo
 from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter as GrpcMetricExporter
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcSpanExporter
 from opentelemetry.exporter.otlp.proto.http import Compression
 from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter as HttpMetricExporter
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpSpanExporter
 from opentelemetry.metrics import CallbackOptions, Observation
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2_grpc import MetricsServiceStub
+from opentelemetry.proto.metrics.v1.metrics_pb2 import ResourceMetrics
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import MetricExporter, PeriodicExportingMetricReader
 from opentelemetry.sdk.metrics.view import ExponentialBucketHistogramAggregation, View
@@ -215,3 +222,44 @@ def test_free_port_and_blackhole() -> None:
             s.settimeout(0.1)
             with pytest.raises(TimeoutError):
                 s.recv(1)
+
+
+def post(r: OTLPReceiver, body: bytes) -> tuple[int, str | None]:
+    """POST ``body`` to the receiver's /v1/metrics: (status, Retry-After)."""
+    request = urllib.request.Request(
+        r.http_endpoint + "/v1/metrics", body, {"Content-Type": "application/x-protobuf"}, method="POST"
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status, response.headers.get("Retry-After")
+    except urllib.error.HTTPError as error:
+        return error.code, error.headers.get("Retry-After")
+
+
+def grpc_export(r: OTLPReceiver, request: ExportMetricsServiceRequest) -> grpc.RpcError:
+    with grpc.insecure_channel(r.grpc_endpoint.removeprefix("http://")) as channel:
+        stub: Any = MetricsServiceStub(channel)  # type: ignore[no-untyped-call]
+        with pytest.raises(grpc.RpcError) as failed:
+            stub.Export(request, timeout=5)
+    return failed.value
+
+
+@pytest.mark.parametrize(("status", "code"), [(429, "RESOURCE_EXHAUSTED"), (503, "UNAVAILABLE")])
+def test_throttle_mode_asks_to_retry_after(receiver: OTLPReceiver, status: int, code: str) -> None:
+    receiver.mode, receiver.throttle_status, receiver.retry_after = "throttle", status, 7
+    assert post(receiver, b"") == (status, "7")
+    error: Any = grpc_export(receiver, ExportMetricsServiceRequest())
+    assert error.code().name == code
+    info = RetryInfo.FromString(dict(error.trailing_metadata())["google.rpc.retryinfo-bin"])
+    assert info.retry_delay.seconds == 7
+    assert receiver.attempts == 2 and receiver.requests == []
+
+
+def test_max_receive_bytes_refuses_larger_requests() -> None:
+    big = ExportMetricsServiceRequest(resource_metrics=[ResourceMetrics(schema_url="x" * 2000)])
+    with OTLPReceiver(max_receive_bytes=1000) as receiver:
+        assert post(receiver, big.SerializeToString())[0] == 413
+        error: Any = grpc_export(receiver, big)
+        assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert post(receiver, ExportMetricsServiceRequest().SerializeToString())[0] == 200
+        assert [r.size for r in receiver.requests] == [0]
