@@ -1,37 +1,29 @@
 """Settings: built once at ``init`` from its arguments, then the standard ``OTEL_*`` and ``LLMOBS_*``
-variables. Every invalid value fails here, with the variable and the fix in the message."""
+variables (named in ``_env``). Every variable that is set is checked, whether or not it is used, so
+that a value that breaks in the cluster also breaks on a laptop; each message names the fix."""
 
 from __future__ import annotations
 
+import ipaddress
+import math
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
-from urllib.parse import unquote, urlparse
+from typing import Literal, TypeVar
+from urllib.parse import unquote, urlsplit
 
+from . import _env
+from ._attributes import AttributeValue
+from ._env import GENERIC, METRICS, TRACES, OTLPVariables
+
+Protocol = Literal["grpc", "http/protobuf"]
 PROTOCOLS = ("grpc", "http/protobuf")
-SIGNALS = ("metrics", "traces")
 EXPORTERS = ("otlp", "console", "none")
 TEMPORALITIES = ("cumulative", "delta", "lowmemory")
-OPTIONS = (
-    "service_name",
-    "endpoint",
-    "protocol",
-    "headers",
-    "export_interval",
-    "traces",
-    "max_series",
-    "shutdown_timeout",
-    "resource_attributes",
-    "gpu",
-    "host",
-    "gpu_devices",
-    "collect_interval",
-    "capture_exception_messages",
-    "export_max_bytes",
-    "summary",
-)
+MAX_SERIES = 1_000_000
+DEFAULT_VALUE_LENGTH = 4096  # one 5 MB exception message must not lose the whole span batch
+T = TypeVar("T")
 
 
 class ConfigError(ValueError):
@@ -54,7 +46,7 @@ class Settings:
     """Everything ``init`` decided. ``None`` for a target means that signal is not sent over OTLP."""
 
     service_name: str | None = None
-    resource_attributes: Mapping[str, str] = field(default_factory=dict)
+    resource_attributes: Mapping[str, AttributeValue] = field(default_factory=dict)
     metrics_otlp: OTLPTarget | None = None
     traces_otlp: OTLPTarget | None = None
     summary: bool = True
@@ -71,94 +63,189 @@ class Settings:
     collect_interval: float = 1.0
     capture_exception_messages: bool = False
     export_max_bytes: int = 4_000_000
+    span_limits: Mapping[str, int] = field(default_factory=dict)  # keyword arguments of the SDK's SpanLimits
+    fail_open: bool = False
 
 
-def load(options: Mapping[str, Any], env: Mapping[str, str] | None = None) -> Settings:
-    """Validate ``options`` (the keyword arguments of ``init``) and read the environment."""
+def load(
+    service_name: str | None = None,
+    *,
+    endpoint: str | None = None,
+    protocol: Protocol | None = None,
+    headers: Mapping[str, str] | None = None,
+    export_interval: float | None = None,
+    traces: bool | None = None,
+    summary: bool | None = None,
+    max_series: int | None = None,
+    shutdown_timeout: float | None = None,
+    resource_attributes: Mapping[str, AttributeValue] | None = None,
+    gpu: bool | None = None,
+    host: bool | None = None,
+    gpu_devices: Sequence[int] | None = None,
+    collect_interval: float | None = None,
+    capture_exception_messages: bool | None = None,
+    export_max_bytes: int | None = None,
+    fail_open: bool | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Settings:
+    """The settings ``init`` asks for: each option from its argument, then its variable, then its
+    default. Raises ``ConfigError`` naming the option or variable and the fix."""
     env = os.environ if env is None else env
-    unknown = sorted(set(options) - set(OPTIONS))
-    if unknown:
-        raise ConfigError(f"init() got unknown option(s) {', '.join(unknown)}; valid options are: {', '.join(OPTIONS)}")
-    disabled = _flag(env, "OTEL_SDK_DISABLED")
-    # Checked even when unused, so that a typo fails now rather than when it is first needed.
-    _temporality(env)
-    _protocol(options, {}, "")
-    _headers(options, {}, "")
-    _files(env)
-    metrics_exporters = _exporters(env, "OTEL_METRICS_EXPORTER")
-    traces_exporters = _exporters(env, "OTEL_TRACES_EXPORTER")
-    traces = options.get("traces")
-    if traces is not None and not isinstance(traces, bool):
-        raise ConfigError("init(traces=...) must be True, False or None (decide from OTEL_TRACES_EXPORTER)")
-
-    metrics_otlp = _target(options, env, "metrics", metrics_exporters)
-    traces_otlp = None if traces is False else _target(options, env, "traces", traces_exporters)
-    if traces is True and traces_otlp is None and "console" not in (traces_exporters or ()):
-        traces_otlp = _target(options, env, "traces", ("otlp",))
-    summary = options.get("summary")
-    if summary is None:
-        summary = "console" in metrics_exporters if metrics_exporters is not None else metrics_otlp is None
-    elif not isinstance(summary, bool):
-        raise ConfigError("init(summary=...) must be True, False or None (decide from OTEL_METRICS_EXPORTER)")
-
-    default_interval = 60.0 if metrics_otlp else 10.0
-    interval = _seconds(options, "export_interval", env, "OTEL_METRIC_EXPORT_INTERVAL", default_interval, least=0.05)
+    _check_read_by_others(env)
+    traces = _bool_arg(traces, "traces", " (None decides from OTEL_TRACES_EXPORTER)")
+    metrics_exporters = _exporters(env, _env.OTEL_METRICS_EXPORTER)
+    traces_exporters = _exporters(env, _env.OTEL_TRACES_EXPORTER)
+    metrics_otlp = _sent(_target(env, METRICS, "metrics", endpoint, protocol, headers), metrics_exporters)
+    spans = _target(env, TRACES, "traces", endpoint, protocol, headers)
+    traces_otlp, traces_console = _span_target(spans, traces_exporters, traces)
+    default_summary = "console" in metrics_exporters if metrics_exporters is not None else metrics_otlp is None
     return Settings(
-        service_name=_service_name(options.get("service_name")),
-        resource_attributes=_resource_attributes(options),
+        service_name=_service_name(service_name),
+        resource_attributes=_resource_attributes(resource_attributes),
         metrics_otlp=metrics_otlp,
         traces_otlp=traces_otlp,
-        summary=summary,
+        summary=_first(_bool_arg(summary, "summary", " (None decides from OTEL_METRICS_EXPORTER)"), default_summary),
         traces=_traces(traces, traces_exporters),
-        traces_console=traces is not False and "console" in (traces_exporters or ()),
-        export_interval=interval,
-        export_timeout=_seconds({}, "", env, "OTEL_METRIC_EXPORT_TIMEOUT", 30.0),
-        max_series=_positive_int(options, "max_series", env, "LLMOBS_MAX_SERIES", 2000),
-        shutdown_timeout=_seconds(options, "shutdown_timeout", env, "LLMOBS_SHUTDOWN_TIMEOUT", 5.0, most=600.0),
-        disabled=disabled,
-        gpu=_switch(options, "gpu", env, "LLMOBS_GPU"),
-        host=_switch(options, "host", env, "LLMOBS_HOST"),
-        gpu_devices=_devices(options, env),
-        collect_interval=_seconds(
-            options, "collect_interval", env, "LLMOBS_COLLECT_INTERVAL", 1.0, least=0.05, most=3600.0
+        traces_console=traces_console,
+        export_interval=_first(
+            _seconds_arg(export_interval, "export_interval", 0.05),
+            _millis_var(env, _env.OTEL_METRIC_EXPORT_INTERVAL, 0.05),
+            60.0 if metrics_otlp else 10.0,
         ),
-        capture_exception_messages=_flag(env, "LLMOBS_CAPTURE_EXCEPTION_MESSAGES")
-        if options.get("capture_exception_messages") is None
-        else bool(options["capture_exception_messages"]),
-        export_max_bytes=_positive_int(options, "export_max_bytes", env, "LLMOBS_EXPORT_MAX_BYTES", 4_000_000),
+        export_timeout=_first(_millis_var(env, _env.OTEL_METRIC_EXPORT_TIMEOUT), 30.0),
+        max_series=_first(
+            _int_arg(max_series, "max_series", MAX_SERIES), _int_var(env, _env.LLMOBS_MAX_SERIES, 1, MAX_SERIES), 2000
+        ),
+        shutdown_timeout=_first(
+            _seconds_arg(shutdown_timeout, "shutdown_timeout", most=600.0),
+            _millis_var(env, _env.LLMOBS_SHUTDOWN_TIMEOUT, most=600.0),
+            5.0,
+        ),
+        disabled=_first(_bool_var(env, _env.OTEL_SDK_DISABLED), False),
+        gpu=_first(_bool_arg(gpu, "gpu"), _bool_var(env, _env.LLMOBS_GPU), True),
+        host=_first(_bool_arg(host, "host"), _bool_var(env, _env.LLMOBS_HOST), True),
+        gpu_devices=_gpu_devices(gpu_devices, env),
+        collect_interval=_first(
+            _seconds_arg(collect_interval, "collect_interval", 0.05, 3600.0),
+            _millis_var(env, _env.LLMOBS_COLLECT_INTERVAL, 0.05, 3600.0),
+            1.0,
+        ),
+        capture_exception_messages=_first(
+            _bool_arg(capture_exception_messages, "capture_exception_messages"),
+            _bool_var(env, _env.LLMOBS_CAPTURE_EXCEPTION_MESSAGES),
+            False,
+        ),
+        export_max_bytes=_first(
+            _int_arg(export_max_bytes, "export_max_bytes"),
+            _int_var(env, _env.LLMOBS_EXPORT_MAX_BYTES, 1, 2**62),
+            4_000_000,
+        ),
+        span_limits=_span_limits(env),
+        fail_open=wants_fail_open(fail_open, env),
     )
 
 
-def _switch(options: Mapping[str, Any], option: str, env: Mapping[str, str], name: str) -> bool:
-    """An on/off option (default on), else its variable ('true'/'false')."""
-    value = options.get(option)
-    if value is not None:
-        if not isinstance(value, bool):
-            raise ConfigError(f"init({option}=...) must be True or False")
-        return value
+def wants_fail_open(value: bool | None, env: Mapping[str, str]) -> bool:
+    """``init(fail_open=...)``, else LLMOBS_FAIL_OPEN: whether invalid configuration turns llmobs off
+    (with one error logged) instead of raising."""
+    return _first(_bool_arg(value, "fail_open"), _bool_var(env, _env.LLMOBS_FAIL_OPEN), False)
+
+
+def _first(*values: T | None) -> T:
+    """The first value that is not None: the argument, then the variable, then the default."""
+    return next(value for value in values if value is not None)
+
+
+# Resolvers: each reads one source and returns None when it is not set.
+
+
+def _bool_arg(value: object, option: str, hint: str = "") -> bool | None:
+    if value is not None and not isinstance(value, bool):
+        raise ConfigError(f"init({option}=...) must be True or False{hint}")
+    return value
+
+
+def _bool_var(env: Mapping[str, str], name: str) -> bool | None:
     raw = env.get(name, "").strip().lower()
     if raw not in ("", "true", "false"):
         raise ConfigError(f"{name} must be 'true' or 'false', got {env[name]!r}")
-    return raw != "false"
+    return None if not raw else raw == "true"
 
 
-def _devices(options: Mapping[str, Any], env: Mapping[str, str]) -> tuple[int, ...] | None:
-    """GPU indices to read (None: all), from ``gpu_devices=[0, 1]`` or LLMOBS_GPU_DEVICES=0,1."""
-    value = options.get("gpu_devices")
-    source = "init(gpu_devices=...)"
-    if value is None and env.get("LLMOBS_GPU_DEVICES", "").strip():
-        source = "LLMOBS_GPU_DEVICES"
-        try:
-            value = [int(part) for part in env["LLMOBS_GPU_DEVICES"].split(",") if part.strip()]
-        except ValueError:
-            raise ConfigError("LLMOBS_GPU_DEVICES must be comma-separated GPU indices, e.g. 0,1") from None
+def _seconds_arg(value: object, option: str, least: float = 0.001, most: float = 86_400.0) -> float | None:
     if value is None:
         return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not least <= value <= most:
+        raise ConfigError(f"init({option}=...) must be a number of seconds from {least:g} to {most:g}")
+    return float(value)
+
+
+def _millis_var(env: Mapping[str, str], name: str, least: float = 0.001, most: float = 86_400.0) -> float | None:
+    """A variable in milliseconds, as OpenTelemetry's are, returned in seconds."""
+    raw = env.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        seconds = float(raw) / 1000
+    except ValueError:
+        seconds = math.nan
+    if not least <= seconds <= most:
+        raise ConfigError(
+            f"{name} must be a number of milliseconds from {least * 1000:g} to {most * 1000:g}, got {raw!r}"
+        )
+    return seconds
+
+
+def _int_arg(value: object, option: str, most: int = 2**62) -> int | None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= most):
+        raise ConfigError(f"init({option}=...) must be an integer from 1 to {most}")
+    return value
+
+
+def _int_var(env: Mapping[str, str], name: str, least: int, most: int) -> int | None:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return None
+    if not re.fullmatch(r"[0-9]{1,19}", raw) or not least <= int(raw) <= most:
+        raise ConfigError(f"{name} must be an integer from {least} to {most}, got {raw!r}")
+    return int(raw)
+
+
+def _gpu_devices(value: object, env: Mapping[str, str]) -> tuple[int, ...] | None:
+    """GPU indices to read (None: all), from the argument, else LLMOBS_GPU_DEVICES=0,1."""
+    variable = _devices_var(env)
+    if value is None:
+        return variable
     if not isinstance(value, (list, tuple)) or not all(
         isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in value
     ):
-        raise ConfigError(f"{source} must list GPU indices (integers >= 0), e.g. [0, 1]")
+        raise ConfigError("init(gpu_devices=...) must list GPU indices (integers >= 0), e.g. [0, 1]")
     return tuple(value)
+
+
+def _devices_var(env: Mapping[str, str]) -> tuple[int, ...] | None:
+    raw = env.get(_env.LLMOBS_GPU_DEVICES, "")
+    if not raw.strip():
+        return None
+    parts = [part.strip() for part in raw.split(",") if part.strip()]
+    if not all(part.isdigit() for part in parts):
+        raise ConfigError(f"{_env.LLMOBS_GPU_DEVICES} must be comma-separated GPU indices, e.g. 0,1")
+    return tuple(int(part) for part in parts)
+
+
+def _service_name(value: object) -> str | None:
+    if value is not None and (not isinstance(value, str) or not value.strip()):
+        raise ConfigError(f"service_name must be a non-empty string (or set {_env.OTEL_SERVICE_NAME})")
+    return value
+
+
+def _resource_attributes(value: object) -> dict[str, AttributeValue]:
+    """OTEL_RESOURCE_ATTRIBUTES is read by the SDK's Resource; here only the argument is checked."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
+        raise ConfigError("init(resource_attributes=...) must be a dict with string keys")
+    return dict(value)
 
 
 def _traces(option: bool | None, exporters: tuple[str, ...] | None) -> bool | None:
@@ -168,13 +255,6 @@ def _traces(option: bool | None, exporters: tuple[str, ...] | None) -> bool | No
     if exporters is None:
         return None
     return exporters != ("none",)
-
-
-def _flag(env: Mapping[str, str], name: str) -> bool:
-    value = env.get(name, "").strip().lower()
-    if value not in ("", "true", "false"):
-        raise ConfigError(f"{name} must be 'true' or 'false'")
-    return value == "true"
 
 
 def _exporters(env: Mapping[str, str], name: str) -> tuple[str, ...] | None:
@@ -191,85 +271,119 @@ def _exporters(env: Mapping[str, str], name: str) -> tuple[str, ...] | None:
     return names
 
 
+# OTLP targets: both signals' variables are read and checked always, whether sent or not.
+
+
+def _sent(target: tuple[OTLPTarget, bool], exporters: tuple[str, ...] | None) -> OTLPTarget | None:
+    """The target when its signal goes over OTLP: ``otlp`` among the exporters, or else an endpoint set."""
+    wanted = "otlp" in exporters if exporters is not None else target[1]
+    return target[0] if wanted else None
+
+
+def _span_target(
+    target: tuple[OTLPTarget, bool], exporters: tuple[str, ...] | None, traces: bool | None
+) -> tuple[OTLPTarget | None, bool]:
+    """Where spans go over OTLP (None: not), and whether they go to the console too."""
+    console = traces is not False and "console" in (exporters or ())
+    if traces is False:
+        return None, console
+    sent = _sent(target, exporters)
+    if traces is True and sent is None and not console:
+        sent = target[0]
+    return sent, console
+
+
 def _target(
-    options: Mapping[str, Any], env: Mapping[str, str], signal: str, exporters: tuple[str, ...] | None
-) -> OTLPTarget | None:
-    upper = signal.upper()
-    endpoint = _endpoint_option(options, env, upper)
-    wanted = "otlp" in exporters if exporters is not None else endpoint is not None
-    if not wanted:
-        return None
-    protocol = _protocol(options, env, upper)
-    if endpoint is None:
-        base = "http://localhost:4317" if protocol == "grpc" else "http://localhost:4318"
-        endpoint = (base, True)
-    url, is_base = endpoint
-    if protocol == "http/protobuf" and is_base:
+    env: Mapping[str, str],
+    variables: OTLPVariables,
+    signal: str,
+    endpoint: str | None,
+    protocol: str | None,
+    headers: Mapping[str, str] | None,
+) -> tuple[OTLPTarget, bool]:
+    """Where ``signal`` would go, and whether an endpoint was configured for it."""
+    chosen = _protocol(protocol, env, variables)
+    configured = _endpoint(endpoint, env, variables)
+    default = ("http://localhost:4317" if chosen == "grpc" else "http://localhost:4318", True)
+    url, is_base = configured or default
+    if chosen == "http/protobuf" and is_base:
         url = url.rstrip("/") + f"/v1/{signal}"
-    return OTLPTarget(
-        protocol=protocol,
+    target = OTLPTarget(
+        protocol=chosen,
         endpoint=url,
-        headers=_headers(options, env, upper),
-        timeout=_timeout(env, upper),
+        headers=_headers(headers, env, variables),
+        timeout=_first(_timeout_var(env, variables.timeout), _timeout_var(env, GENERIC.timeout), 10.0),
         temporality=_temporality(env) if signal == "metrics" else "cumulative",
     )
+    return target, configured is not None
 
 
-def _endpoint_option(options: Mapping[str, Any], env: Mapping[str, str], upper: str) -> tuple[str, bool] | None:
+def _endpoint(value: str | None, env: Mapping[str, str], variables: OTLPVariables) -> tuple[str, bool] | None:
     """The endpoint and whether it is a base URL (the HTTP exporter then appends ``/v1/<signal>``)."""
-    if options.get("endpoint") is not None:
-        return _url(options["endpoint"], "init(endpoint=...)"), True
-    specific = env.get(f"OTEL_EXPORTER_OTLP_{upper}_ENDPOINT", "").strip()
-    if specific:
-        return _url(specific, f"OTEL_EXPORTER_OTLP_{upper}_ENDPOINT"), False
-    generic = env.get("OTEL_EXPORTER_OTLP_ENDPOINT", "").strip()
-    if generic:
-        return _url(generic, "OTEL_EXPORTER_OTLP_ENDPOINT"), True
-    return None
+    specific, generic = env.get(variables.endpoint, "").strip(), env.get(GENERIC.endpoint, "").strip()
+    found = [
+        (_url(value, "init(endpoint=...)"), True) if value is not None else None,
+        (_url(specific, variables.endpoint), False) if specific else None,
+        (_url(generic, GENERIC.endpoint), True) if generic else None,
+    ]
+    return next((choice for choice in found if choice is not None), None)
+
+
+_HOST_NAME = re.compile(r"[A-Za-z0-9._~-]+")
 
 
 def _url(value: object, source: str) -> str:
+    """``value`` if it is an http(s) URL with a usable host and port; messages never show a password."""
     if not isinstance(value, str):
         raise ConfigError(f"{source} must be a URL string such as http://localhost:4317")
-    parsed = urlparse(value)
-    if parsed.scheme not in ("http", "https") or not parsed.hostname:
-        raise ConfigError(f"{source}={value!r} is not a URL; use the form http://host:port (https:// for TLS)")
+    shown = re.sub(r"//[^/@]*@", "//***@", value)
     try:
-        _ = parsed.port  # raises on a port out of range
+        parsed = urlsplit(value)
+        host, port = parsed.hostname, parsed.port
     except ValueError:
-        raise ConfigError(f"{source}={value!r} has an invalid port") from None
+        raise ConfigError(f"{source}={shown!r} has an invalid host or port; use the form http://host:port") from None
+    if parsed.scheme not in ("http", "https") or not host:
+        raise ConfigError(f"{source}={shown!r} is not a URL; use the form http://host:port (https:// for TLS)")
+    if not (_HOST_NAME.fullmatch(host) or ("[" in parsed.netloc and _is_ip(host))):
+        raise ConfigError(f"{source}={shown!r} has an invalid host name (spaces or other characters not allowed)")
+    if port == 0:
+        raise ConfigError(f"{source}={shown!r} has port 0; give the receiver's port, e.g. 4317 (gRPC) or 4318")
     return value
 
 
-def _protocol(options: Mapping[str, Any], env: Mapping[str, str], upper: str) -> str:
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def _protocol(value: str | None, env: Mapping[str, str], variables: OTLPVariables) -> str:
     candidates = [
-        ("init(protocol=...)", options.get("protocol")),
-        (f"OTEL_EXPORTER_OTLP_{upper}_PROTOCOL", env.get(f"OTEL_EXPORTER_OTLP_{upper}_PROTOCOL")),
-        ("OTEL_EXPORTER_OTLP_PROTOCOL", env.get("OTEL_EXPORTER_OTLP_PROTOCOL")),
+        ("init(protocol=...)", value),
+        (variables.protocol, env.get(variables.protocol, "").strip() or None),
+        (GENERIC.protocol, env.get(GENERIC.protocol, "").strip() or None),
     ]
-    for source, value in candidates:
-        if value:
-            if value not in PROTOCOLS:
-                raise ConfigError(f"{source}={value!r} is not supported; use 'grpc' or 'http/protobuf'")
-            return str(value)
-    return "grpc"
+    for source, candidate in candidates:
+        if candidate is not None and candidate not in PROTOCOLS:
+            raise ConfigError(f"{source}={candidate!r} is not supported; use 'grpc' or 'http/protobuf'")
+    return _first(*(candidate for _, candidate in candidates), "grpc")
 
 
-def _headers(options: Mapping[str, Any], env: Mapping[str, str], upper: str) -> dict[str, str]:
-    """The variables' headers (``key=value,...``, values URL-encoded; the per-signal variable over
-    the generic one), with ``init(headers=...)`` added over them. Errors never quote a value."""
-    headers: dict[str, str] = {}
-    for name in (f"OTEL_EXPORTER_OTLP_{upper}_HEADERS", "OTEL_EXPORTER_OTLP_HEADERS"):
-        raw = env.get(name, "")
-        if raw.strip():
-            headers = _parse_headers(raw, name)
-            break
-    option = options.get("headers")
+def _headers(option: Mapping[str, str] | None, env: Mapping[str, str], variables: OTLPVariables) -> dict[str, str]:
+    """The variables' headers (the per-signal variable over the generic one), with the argument's
+    added over them. Errors never quote a value."""
+    specific, generic = (_parse_headers(env.get(name, ""), name) for name in (variables.headers, GENERIC.headers))
+    headers = dict(specific if env.get(variables.headers, "").strip() else generic)
     if option is not None:
         if not isinstance(option, Mapping) or not all(
             isinstance(k, str) and _HEADER_KEY.fullmatch(k) and isinstance(v, str) for k, v in option.items()
         ):
             raise ConfigError("init(headers=...) must be a dict of header names to str values")
+        for key, value in option.items():
+            if not _HEADER_VALUE.fullmatch(value):
+                raise ConfigError(f"init(headers=...) value of {key!r} {_BAD_VALUE}")
         headers.update({k.lower(): v for k, v in option.items()})
     return headers
 
@@ -281,6 +395,10 @@ _HEADER_ENTRY = re.compile(
     r"[ \t]*[\x21\x23-\x27\x2a\x2b\x2d\x2e\x30-\x39\x41-\x5a\x5e-\x7a\x7c\x7e]+[ \t]*=[ \t]*"
     r"[\x20\x21\x23-\x2b\x2d-\x3a\x3c-\x5b\x5d-\x7e]*[ \t]*"
 )
+# A value as it is sent, after URL-decoding: HTTP clients and gRPC refuse (and the HTTP exporter
+# then logs) control characters and surrounding spaces, so they fail here instead.
+_HEADER_VALUE = re.compile(r"([\x21-\x7e]([\x20-\x7e]*[\x21-\x7e])?)?")
+_BAD_VALUE = "has control characters, non-ASCII characters or leading/trailing spaces (the value is not shown)"
 
 
 def _parse_headers(raw: str, name: str) -> dict[str, str]:
@@ -294,98 +412,96 @@ def _parse_headers(raw: str, name: str) -> dict[str, str]:
                 "key=value pairs with URL-encoded values (the values are not shown)"
             )
         key, _, value = entry.partition("=")
-        headers[key.strip().lower()] = unquote(value.strip())
+        decoded = unquote(value.strip())
+        if not _HEADER_VALUE.fullmatch(decoded):
+            raise ConfigError(f"{name} entry {position}: the URL-decoded value {_BAD_VALUE}")
+        headers[key.strip().lower()] = decoded
     return headers
 
 
-def _files(env: Mapping[str, str]) -> None:
-    """TLS files are read by the exporters when they connect; a wrong path fails here instead."""
-    for signal in ("", "METRICS_", "TRACES_"):
-        for kind in ("CERTIFICATE", "CLIENT_KEY", "CLIENT_CERTIFICATE"):
-            name = f"OTEL_EXPORTER_OTLP_{signal}{kind}"
-            path = env.get(name, "").strip()
-            if path and not os.path.isfile(path):
-                raise ConfigError(f"{name}={path!r} is not a readable file; give the path of a PEM file")
-
-
-def _timeout(env: Mapping[str, str], upper: str) -> float:
-    for name in (f"OTEL_EXPORTER_OTLP_{upper}_TIMEOUT", "OTEL_EXPORTER_OTLP_TIMEOUT"):
-        if env.get(name, "").strip():
-            seconds = _seconds({}, "", env, name, 10.0)
-            if seconds < 0.1:
-                raise ConfigError(
-                    f"{name} is in milliseconds (OpenTelemetry specification): "
-                    f"{env[name]} ms is too short to export anything; use e.g. 10000 for 10 s"
-                )
-            return seconds
-    return 10.0
+def _timeout_var(env: Mapping[str, str], name: str) -> float | None:
+    seconds = _millis_var(env, name)
+    if seconds is not None and seconds < 0.1:
+        raise ConfigError(
+            f"{name} is in milliseconds (OpenTelemetry specification): "
+            f"{env[name].strip()} ms is too short to export anything; use e.g. 10000 for 10 s"
+        )
+    return seconds
 
 
 def _temporality(env: Mapping[str, str]) -> str:
-    name = "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE"
+    name = _env.OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE
     value = env.get(name, "").strip().lower() or "cumulative"
     if value not in TEMPORALITIES:
         raise ConfigError(f"{name} must be one of {', '.join(TEMPORALITIES)}")
     return value
 
 
-def _seconds(
-    options: Mapping[str, Any],
-    option: str,
-    env: Mapping[str, str],
-    name: str,
-    default: float,
-    least: float = 0.001,
-    most: float = 86_400.0,
-) -> float:
-    """An option in seconds, else a variable in milliseconds (as OpenTelemetry's are), else default;
-    either within [least, most] seconds."""
-    if options.get(option) is not None:
-        value = options[option]
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not least <= value <= most:
-            raise ConfigError(f"init({option}=...) must be a number of seconds from {least:g} to {most:g}")
-        return float(value)
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        millis = float(raw)
-    except ValueError:
-        millis = float("nan")
-    if not least <= millis / 1000 <= most:
+# Variables that the exporters, the SDK or the propagation API read themselves.
+
+
+def _check_read_by_others(env: Mapping[str, str]) -> None:
+    _temporality(env)
+    for variables in (GENERIC, METRICS, TRACES):
+        _bool_var(env, variables.insecure)
+        for name in (variables.certificate, variables.client_key, variables.client_certificate):
+            _pem_file(env, name)
+    _propagators(env)
+    aggregation = env.get(_env.OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION, "").strip().lower()
+    if aggregation not in ("", "explicit_bucket_histogram"):
         raise ConfigError(
-            f"{name} must be a number of milliseconds from {least * 1000:g} to {most * 1000:g}, got {raw!r}"
+            f"{_env.OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION}: exponential histograms are not "
+            "supported (llmobs's buckets follow the semantic conventions); unset it or use explicit_bucket_histogram"
         )
-    return millis / 1000
 
 
-def _positive_int(options: Mapping[str, Any], option: str, env: Mapping[str, str], name: str, default: int) -> int:
-    value: object = options.get(option)
-    source = f"init({option}=...)"
-    if value is None and env.get(name, "").strip():
-        value, source = env[name].strip(), name
-        try:
-            value = int(str(value))
-        except ValueError:
-            raise ConfigError(f"{name} must be a positive integer, got {env[name]!r}") from None
-    if value is None:
-        return default
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"{source} must be a positive integer")
-    return value
+def _pem_file(env: Mapping[str, str], name: str) -> None:
+    """TLS files are read by the exporters when they connect; a wrong one fails here instead."""
+    path = env.get(name, "").strip()
+    if not path:
+        return
+    try:
+        with open(path, "rb") as file:
+            head = file.read(1 << 20)
+    except OSError:
+        raise ConfigError(f"{name}={path!r} is not a readable file; give the path of a PEM file") from None
+    if b"-----BEGIN " not in head:
+        raise ConfigError(f"{name}={path!r} is not a PEM file (no '-----BEGIN' line); convert it, e.g. with openssl")
 
 
-def _service_name(value: object) -> str | None:
-    if value is not None and (not isinstance(value, str) or not value.strip()):
-        raise ConfigError("service_name must be a non-empty string (or set OTEL_SERVICE_NAME)")
-    return value
+def _propagators(env: Mapping[str, str]) -> None:
+    raw = env.get(_env.OTEL_PROPAGATORS, "").strip()
+    if not raw:
+        return
+    from importlib.metadata import entry_points
+
+    installed = {entry.name for entry in entry_points(group="opentelemetry_propagator")} | {"none"}
+    unknown = [name for name in (part.strip() for part in raw.split(",")) if name and name not in installed]
+    if unknown:
+        raise ConfigError(
+            f"{_env.OTEL_PROPAGATORS} names propagator(s) that are not installed: {', '.join(unknown)}; "
+            f"installed: {', '.join(sorted(installed))}"
+        )
 
 
-def _resource_attributes(options: Mapping[str, Any]) -> dict[str, str]:
-    """OTEL_RESOURCE_ATTRIBUTES is read by the SDK's Resource; here only the option is checked."""
-    value = options.get("resource_attributes")
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
-        raise ConfigError("resource_attributes must be a dict with string keys")
-    return dict(value)
+# SDK SpanLimits argument, its variable, and the default: a number, or an argument resolved before it.
+_SPAN_LIMITS: tuple[tuple[str, str, int | str], ...] = (
+    ("max_attributes", _env.OTEL_ATTRIBUTE_COUNT_LIMIT, 128),
+    ("max_span_attributes", _env.OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT, "max_attributes"),
+    ("max_event_attributes", _env.OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT, "max_attributes"),
+    ("max_link_attributes", _env.OTEL_LINK_ATTRIBUTE_COUNT_LIMIT, "max_attributes"),
+    ("max_events", _env.OTEL_SPAN_EVENT_COUNT_LIMIT, 128),
+    ("max_links", _env.OTEL_SPAN_LINK_COUNT_LIMIT, 128),
+    ("max_attribute_length", _env.OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT, DEFAULT_VALUE_LENGTH),
+    ("max_span_attribute_length", _env.OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT, "max_attribute_length"),
+)
+
+
+def _span_limits(env: Mapping[str, str]) -> dict[str, int]:
+    """Span limits from the OpenTelemetry variables, always finite (the SDK's value length is unlimited
+    by default)."""
+    limits: dict[str, int] = {}
+    for argument, name, default in _SPAN_LIMITS:
+        fallback = limits[default] if isinstance(default, str) else default
+        limits[argument] = _first(_int_var(env, name, 0, 2**31 - 1), fallback)
+    return limits

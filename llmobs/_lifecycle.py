@@ -6,26 +6,31 @@ from __future__ import annotations
 import atexit
 import functools
 import os
+import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from opentelemetry import metrics, trace
 
 from . import _config
 from ._aggregation import NOOP, Registry, Series
-from ._attributes import Attributes
-from ._failsafe import internal_error, logger
+from ._attributes import Attributes, AttributeValue
+from ._failsafe import guarded, logger
 from ._version import __version__
-from .semconv import Instrument
+from .semconv import PROCESS_PID, SERVICE_INSTANCE_ID, SERVICE_NAME, Instrument
 
 if TYPE_CHECKING:
     # The SDK's resources module imports psutil: loaded at init, not when llmobs is imported.
+    from opentelemetry.sdk.metrics.export import MetricExporter
     from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SpanExporter
 
     from ._collector import Collector
+    from ._final_spans import OTLPSpans
     from ._periodic import PeriodicExport
 
 
@@ -34,7 +39,7 @@ class _Disabled:
 
     max_series = 0
 
-    def series(self, instrument: Instrument, attributes: Attributes) -> Series:
+    def series(self, *_: Instrument | Attributes) -> Series:
         return NOOP
 
 
@@ -52,23 +57,69 @@ class State:
         self.generation = 0
         self.settings: _config.Settings | None = None
         self.exports: list[PeriodicExport] = []
-        self.tracer_provider: Any = None
+        self.tracer_provider: TracerProvider | None = None
         self.resource: Resource | None = None
-        self.span_exporters: list[Any] = []
+        self.span_exporters: list[SpanExporter] = []
         self.collector: Collector | None = None
         self.lock = threading.RLock()
         self.atexit_registered = False
+        self.flushing: set[object] = set()  # pipelines with a force_flush in flight
+        self.after_fork_hooked = False
+        self.exit_hook_pid = 0  # the process whose multiprocessing exit flushes llmobs
 
 
 state = State()
 
 
-def init(service_name: str | None = None, **options: Any) -> None:
+def init(
+    service_name: str | None = None,
+    *,
+    endpoint: str | None = None,
+    protocol: _config.Protocol | None = None,
+    headers: Mapping[str, str] | None = None,
+    export_interval: float | None = None,
+    traces: bool | None = None,
+    summary: bool | None = None,
+    max_series: int | None = None,
+    shutdown_timeout: float | None = None,
+    resource_attributes: Mapping[str, AttributeValue] | None = None,
+    gpu: bool | None = None,
+    host: bool | None = None,
+    gpu_devices: Sequence[int] | None = None,
+    collect_interval: float | None = None,
+    capture_exception_messages: bool | None = None,
+    export_max_bytes: int | None = None,
+    fail_open: bool | None = None,
+) -> None:
     """Configure llmobs from arguments, then ``OTEL_*``/``LLMOBS_*`` variables; start exporting.
 
-    Safe to call twice (the second call changes nothing). Raises ``ConfigError`` on bad settings.
+    Safe to call twice (the second call changes nothing). Raises ``ConfigError`` on bad settings,
+    unless ``fail_open`` (or LLMOBS_FAIL_OPEN=true): then it logs one error and llmobs stays off.
     """
-    settings = _config.load({"service_name": service_name, **options})
+    try:
+        settings = _config.load(
+            service_name,
+            endpoint=endpoint,
+            protocol=protocol,
+            headers=headers,
+            export_interval=export_interval,
+            traces=traces,
+            summary=summary,
+            max_series=max_series,
+            shutdown_timeout=shutdown_timeout,
+            resource_attributes=resource_attributes,
+            gpu=gpu,
+            host=host,
+            gpu_devices=gpu_devices,
+            collect_interval=collect_interval,
+            capture_exception_messages=capture_exception_messages,
+            export_max_bytes=export_max_bytes,
+            fail_open=fail_open,
+        )
+    except _config.ConfigError as error:
+        if not _config.wants_fail_open(fail_open, os.environ):
+            raise
+        settings = _switched_off(error)
     with state.lock:
         if state.settings is not None:
             if settings != state.settings:
@@ -78,26 +129,57 @@ def init(service_name: str | None = None, **options: Any) -> None:
                 )
             return
         try:
-            _start(settings)
+            start(settings)
+        except _config.ConfigError as error:
+            if not settings.fail_open:
+                raise
+            start(_switched_off(error))
+        if not state.atexit_registered:
+            state.atexit_registered = True
+            atexit.register(shutdown)
+
+
+def _switched_off(error: _config.ConfigError) -> _config.Settings:
+    """Fail-open: the settings of an llmobs that stays off. Config errors never quote a secret."""
+    logger.error("llmobs: invalid configuration, llmobs is off (fail-open): %s", error)
+    return _config.Settings(disabled=True, fail_open=True)
+
+
+def start(
+    settings: _config.Settings,
+    metric_exporters: Sequence[MetricExporter] = (),
+    span_exporters: Sequence[SpanExporter] = (),
+    *,
+    fresh: bool = False,
+) -> None:
+    """Start everything ``settings`` asks for, plus the exporters given here (``llmobs.testing``
+    passes in-memory ones), or nothing: a failure rolls back and raises ``ConfigError``.
+
+    ``fresh`` drops what was recorded before; otherwise calls made before ``init`` are exported.
+    Raises ``RuntimeError`` when llmobs is already running.
+    """
+    with state.lock:
+        if state.settings is not None:
+            raise RuntimeError("llmobs is already initialized: call llmobs.shutdown() first")
+        if fresh:
+            state.registry = Registry()
+        try:
+            _build(settings, metric_exporters, span_exporters)
         except Exception as exc:
             shutdown(timeout=0)  # nothing half-started stays behind; a corrected init() starts afresh
             raise _config.ConfigError(
                 f"llmobs could not start its exporters ({type(exc).__name__}: {exc}); "
                 "check the OTEL_EXPORTER_OTLP_* variables"
             ) from exc
-        if not state.atexit_registered:
-            state.atexit_registered = True
-            atexit.register(shutdown)
+        _flush_at_multiprocessing_exit()
 
 
-def _start(
+def _build(
     settings: _config.Settings,
-    metric_exporters: Sequence[Any] = (),
-    span_exporters: Sequence[Any] = (),
+    metric_exporters: Sequence[MetricExporter],
+    span_exporters: Sequence[SpanExporter],
     resource: Resource | None = None,
 ) -> None:
-    """Build everything ``settings`` asks for; the exporters given here come in addition
-    (``llmobs.testing`` passes in-memory ones)."""
     state.settings = settings
     if settings.disabled:
         state.registry, state.tracer = DISABLED, None
@@ -113,26 +195,33 @@ def _start(
 
 
 def _resource(settings: _config.Settings) -> Resource:
-    attributes: dict[str, Any] = dict(settings.resource_attributes)
+    attributes: dict[str, AttributeValue] = dict(settings.resource_attributes)
     if settings.service_name:
-        attributes["service.name"] = settings.service_name
+        attributes[SERVICE_NAME] = settings.service_name
     from opentelemetry.sdk.resources import Resource
 
     resource = Resource.create(attributes)
-    if "service.instance.id" not in resource.attributes:
-        resource = _new_instance(resource)
-    return resource
+    own: dict[str, AttributeValue] = {PROCESS_PID: os.getpid()}
+    if SERVICE_INSTANCE_ID not in resource.attributes:
+        own[SERVICE_INSTANCE_ID] = str(uuid.uuid4())
+    return resource.merge(Resource(own))
 
 
-def _new_instance(resource: Resource) -> Resource:
-    """``resource`` with a fresh ``service.instance.id``: each process, each pre-fork worker too,
-    exports as its own instance."""
-    from opentelemetry.sdk.resources import Resource
+def _child_resource(resource: Resource) -> Resource:
+    """The parent's resource for a forked child: its own instance id and process ids.
 
-    return resource.merge(Resource({"service.instance.id": str(uuid.uuid4())}))
+    Reused rather than detected again: detection runs on a thread pool whose lock other at-fork
+    handlers may not have re-armed yet (preloaded gunicorn workers hung there).
+    """
+    from opentelemetry.sdk.resources import PROCESS_PARENT_PID, Resource
+
+    own: dict[str, AttributeValue] = {SERVICE_INSTANCE_ID: str(uuid.uuid4()), PROCESS_PID: os.getpid()}
+    if PROCESS_PARENT_PID in resource.attributes:
+        own[PROCESS_PARENT_PID] = os.getppid()
+    return resource.merge(Resource(own))
 
 
-def _registry(settings: _config.Settings, resource: Resource, extra: Sequence[Any]) -> Registry:
+def _registry(settings: _config.Settings, resource: Resource, extra: Sequence[MetricExporter]) -> Registry:
     provider = metrics.get_meter_provider()
     if _installed(provider):
         return Registry(settings.max_series, meter=provider.get_meter("llmobs", __version__))
@@ -152,7 +241,9 @@ def _registry(settings: _config.Settings, resource: Resource, extra: Sequence[An
     return registry
 
 
-def _export(registry: Registry, exporter: Any, resource: Resource, delta: bool, settings: _config.Settings) -> None:
+def _export(
+    registry: Registry, exporter: MetricExporter, resource: Resource, delta: bool, settings: _config.Settings
+) -> None:
     from ._periodic import PeriodicExport
     from ._points import Points
 
@@ -161,7 +252,7 @@ def _export(registry: Registry, exporter: Any, resource: Resource, delta: bool, 
     )
 
 
-def _tracer(settings: _config.Settings, resource: Resource, extra: Sequence[Any]) -> trace.Tracer | None:
+def _tracer(settings: _config.Settings, resource: Resource, extra: Sequence[SpanExporter]) -> trace.Tracer | None:
     if settings.traces is False:
         return None
     provider = trace.get_tracer_provider()
@@ -169,14 +260,14 @@ def _tracer(settings: _config.Settings, resource: Resource, extra: Sequence[Any]
         return provider.get_tracer("llmobs", __version__)
     if settings.traces_otlp is None and not settings.traces_console and not extra:
         return None
-    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace import SpanLimits, TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
 
-    own = TracerProvider(resource=resource, shutdown_on_exit=False)
+    own = TracerProvider(resource=resource, span_limits=SpanLimits(**settings.span_limits), shutdown_on_exit=False)
     if settings.traces_otlp is not None:
-        from ._otlp import span_exporter
+        from ._final_spans import OTLPSpans
 
-        state.span_exporters.append(span_exporter(settings.traces_otlp))
+        state.span_exporters.append(OTLPSpans(settings.traces_otlp))
     if settings.traces_console:
         state.span_exporters.append(ConsoleSpanExporter())
     state.span_exporters.extend(extra)
@@ -188,12 +279,9 @@ def _tracer(settings: _config.Settings, resource: Resource, extra: Sequence[Any]
 
 def _installed(provider: object) -> bool:
     """True when the application set a real global provider (e.g. via opentelemetry-instrument)."""
-    return type(provider).__name__ not in (
-        "ProxyTracerProvider",
-        "_ProxyMeterProvider",
-        "NoOpTracerProvider",
-        "NoOpMeterProvider",
-    )
+    placeholders = (trace.NoOpTracerProvider, trace.ProxyTracerProvider, metrics.NoOpMeterProvider)
+    # The API has no public name for the meter proxy it returns before a provider is set.
+    return not isinstance(provider, placeholders) and type(provider).__name__ != "_ProxyMeterProvider"
 
 
 def shutdown(timeout: float | None = None) -> bool:
@@ -224,13 +312,28 @@ def shutdown(timeout: float | None = None) -> bool:
 
 
 def force_flush(timeout: float = 5.0) -> bool:
-    """Export everything recorded so far now (end of a batch job, before a fork, in tests)."""
+    """Export everything recorded so far now (end of a batch job, before a fork, in tests).
+
+    At most one flush per pipeline is in flight: while one is stuck on a dead backend, a second
+    call starts no thread for it and returns False.
+    """
     with state.lock:
-        exports, provider = list(state.exports), state.tracer_provider
-    tasks: list[Callable[[], object]] = [e.export_once for e in exports]
-    if provider is not None:
-        tasks.append(functools.partial(provider.force_flush, int(timeout * 1000)))
-    return _run_until(tasks, time.monotonic() + timeout)
+        pipelines: list[tuple[object, Callable[[], object]]] = [(e, e.export_once) for e in state.exports]
+        provider = state.tracer_provider
+        if provider is not None:
+            pipelines.append((provider, functools.partial(provider.force_flush, int(timeout * 1000))))
+        free = [(pipeline, task) for pipeline, task in pipelines if pipeline not in state.flushing]
+        state.flushing.update(pipeline for pipeline, _ in free)
+    tasks: list[Callable[[], object]] = [functools.partial(_flush, pipeline, task) for pipeline, task in free]
+    return _run_until(tasks, time.monotonic() + timeout) and len(free) == len(pipelines)
+
+
+def _flush(pipeline: object, task: Callable[[], object]) -> object:
+    try:
+        return task()
+    finally:
+        with state.lock:
+            state.flushing.discard(pipeline)
 
 
 def _run_until(tasks: list[Callable[[], object]], deadline: float) -> bool:
@@ -238,12 +341,9 @@ def _run_until(tasks: list[Callable[[], object]], deadline: float) -> bool:
     returned False."""
     results: list[bool] = []
 
+    @guarded(where="flush or shutdown")
     def run(task: Callable[[], object]) -> None:
-        try:
-            results.append(task() is not False)
-        except Exception:
-            internal_error("flush or shutdown")
-            results.append(False)
+        results.append(task() is not False)
 
     workers = [threading.Thread(target=run, args=(task,), daemon=True) for task in tasks]
     for worker in workers:
@@ -253,32 +353,66 @@ def _run_until(tasks: list[Callable[[], object]], deadline: float) -> bool:
     return len(results) == len(tasks) and all(results)
 
 
-def _stop_tracing(provider: Any, exporters: list[Any], deadline: float) -> bool:
+def _stop_tracing(provider: TracerProvider, exporters: list[SpanExporter], deadline: float) -> bool:
     """Flush and stop the span pipeline; past ``deadline``, stop its exporters' retries instead."""
+    from ._final_spans import OTLPSpans
+
+    for exporter in exporters:
+        if isinstance(exporter, OTLPSpans):
+            _closing(exporter)
     stopper = threading.Thread(target=provider.shutdown, daemon=True)
     stopper.start()
     stopper.join(max(0.0, deadline - time.monotonic()))
     if not stopper.is_alive():
         return True
     for exporter in exporters:
-        try:
-            # The SDK's BatchSpanProcessor joins its worker without a timeout; a stuck export
-            # there only ends when the exporter is shut down under it.
-            exporter.shutdown()
-        except Exception:
-            internal_error("span exporter shutdown")
+        # The SDK's BatchSpanProcessor joins its worker for 30 s; a stuck export there only ends when
+        # the exporter is shut down under it.
+        _shut(exporter)
     return False
+
+
+@guarded(where="final span exporter")
+def _closing(exporter: OTLPSpans) -> None:
+    exporter.closing()
+
+
+@guarded(where="span exporter shutdown")
+def _shut(exporter: SpanExporter) -> None:
+    exporter.shutdown()
+
+
+def _flush_at_multiprocessing_exit() -> None:
+    """multiprocessing children end with ``os._exit``, skipping atexit: flush at their exit instead.
+
+    A child started by fork clears its finalizers after the fork, so the finalizer is registered
+    from multiprocessing's own after-fork hook; a child that calls init itself (spawn, forkserver,
+    a pool initializer) registers it now.
+    """
+    util = sys.modules.get("multiprocessing.util")
+    if util is None:
+        return
+    if not state.after_fork_hooked:  # inherited by forked children, as the hook itself is
+        state.after_fork_hooked = True
+        util.register_after_fork(state, _finalize_at_exit)
+    import multiprocessing
+
+    if multiprocessing.parent_process() is not None and state.exit_hook_pid != os.getpid():
+        _finalize_at_exit(state)
+
+
+def _finalize_at_exit(_: State) -> None:
+    import multiprocessing.util
+
+    state.exit_hook_pid = os.getpid()
+    multiprocessing.util.Finalize(None, shutdown, exitpriority=0)
 
 
 def _after_fork_in_child() -> None:
     """A pre-fork worker starts over before it serves anything: fresh locks, empty series, its own
-    instance id, new exporter threads and channels.
-
-    The parent's resource is reused with a new instance id rather than detected again: detection
-    runs on a thread pool whose lock other at-fork handlers may not have re-armed yet (preloaded
-    gunicorn workers hung there).
-    """
+    instance id and process ids, new exporter threads and channels."""
     state.lock = threading.RLock()
+    state.flushing = set()
     if isinstance(state.registry, Registry):
         # A call in flight in the forking thread still ends into the parent's series: their lock
         # may have been held by another thread of the parent at fork time.
@@ -292,10 +426,13 @@ def _after_fork_in_child() -> None:
     state.settings, state.exports, state.tracer_provider = None, [], None
     state.span_exporters, state.collector = [], None
     state.registry = Registry()
-    try:
-        _start(settings, resource=_new_instance(resource))
-    except Exception:
-        internal_error("restart after fork")
+    _restart(settings, resource)
+
+
+@guarded(where="restart after fork")
+def _restart(settings: _config.Settings, resource: Resource) -> None:
+    _build(settings, (), (), _child_resource(resource))
+    _flush_at_multiprocessing_exit()
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -15,9 +15,9 @@ from typing import Any
 from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult, MetricsData
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from typing_extensions import override
 
 from . import _config, _lifecycle
-from ._aggregation import Registry
 
 
 class _LastExport(MetricExporter):
@@ -27,13 +27,16 @@ class _LastExport(MetricExporter):
         super().__init__()
         self.data: MetricsData | None = None
 
+    @override
     def export(self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any) -> MetricExportResult:
         self.data = metrics_data
         return MetricExportResult.SUCCESS
 
+    @override
     def force_flush(self, timeout_millis: float = 10_000) -> bool:
         return True
 
+    @override
     def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
         pass
 
@@ -71,16 +74,13 @@ class Telemetry:
 def capture(traces: bool = True) -> Iterator[Telemetry]:
     """Start llmobs with in-memory exporters only (no summary, no collector, no network), and
     shut it down afterwards. llmobs must not be running already."""
-    if _lifecycle.state.settings is not None:
-        raise RuntimeError("llmobs is already initialized: call llmobs.shutdown() before capture()")
+    # traces=None: spans go to the in-memory exporter only (True would add the default OTLP target).
     settings = _config.load(
-        {"summary": False, "gpu": False, "host": False, "export_interval": 3600, "traces": None if traces else False},
-        env={},
+        summary=False, gpu=False, host=False, export_interval=3600, traces=None if traces else False, env={}
     )
     metrics, spans = _LastExport(), InMemorySpanExporter()
-    with _lifecycle.state.lock:
-        _lifecycle.state.registry = Registry()  # only what happens inside the block
-        _lifecycle._start(settings, [metrics], [spans] if traces else [])
+    # Only what happens inside the block: calls made before it are not captured.
+    _lifecycle.start(settings, [metrics], [spans] if traces else [], fresh=True)
     try:
         yield Telemetry(metrics, spans)
     finally:

@@ -1,0 +1,206 @@
+"""The environment variables llmobs reads: one constant each, cited by its messages and by
+docs/configuration.md. ``OTEL_*`` ones keep the meaning the OpenTelemetry specification gives them."""
+
+from __future__ import annotations
+
+from typing import Final, NamedTuple
+
+OTEL_SDK_DISABLED: Final = "OTEL_SDK_DISABLED"
+"""``true`` turns llmobs into no-ops."""
+
+OTEL_SERVICE_NAME: Final = "OTEL_SERVICE_NAME"
+"""``service.name`` when ``init`` gets none (read by the SDK's ``Resource``)."""
+
+OTEL_RESOURCE_ATTRIBUTES: Final = "OTEL_RESOURCE_ATTRIBUTES"
+"""Extra resource attributes, ``key=value,...`` (read by the SDK's ``Resource``)."""
+
+OTEL_METRICS_EXPORTER: Final = "OTEL_METRICS_EXPORTER"
+"""Comma-separated: ``otlp``, ``console`` (llmobs's summary) or ``none``."""
+
+OTEL_TRACES_EXPORTER: Final = "OTEL_TRACES_EXPORTER"
+"""Comma-separated: ``otlp``, ``console`` or ``none`` (no span objects at all)."""
+
+OTEL_METRIC_EXPORT_INTERVAL: Final = "OTEL_METRIC_EXPORT_INTERVAL"
+"""Milliseconds between metric exports."""
+
+OTEL_METRIC_EXPORT_TIMEOUT: Final = "OTEL_METRIC_EXPORT_TIMEOUT"
+"""Upper bound of one metric export, in milliseconds."""
+
+OTEL_EXPORTER_OTLP_ENDPOINT: Final = "OTEL_EXPORTER_OTLP_ENDPOINT"
+"""Base URL of the OTLP receiver (``/v1/<signal>`` is appended for ``http/protobuf``)."""
+
+OTEL_EXPORTER_OTLP_METRICS_ENDPOINT: Final = "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"
+"""Full URL for metrics, used as given."""
+
+OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: Final = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
+"""Full URL for spans, used as given."""
+
+OTEL_EXPORTER_OTLP_PROTOCOL: Final = "OTEL_EXPORTER_OTLP_PROTOCOL"
+"""``grpc`` or ``http/protobuf``."""
+
+OTEL_EXPORTER_OTLP_METRICS_PROTOCOL: Final = "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL"
+"""The protocol for metrics, over the generic one."""
+
+OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: Final = "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"
+"""The protocol for spans, over the generic one."""
+
+OTEL_EXPORTER_OTLP_HEADERS: Final = "OTEL_EXPORTER_OTLP_HEADERS"
+"""``key=value,...`` with URL-encoded values; may hold secrets, so never shown."""
+
+OTEL_EXPORTER_OTLP_METRICS_HEADERS: Final = "OTEL_EXPORTER_OTLP_METRICS_HEADERS"
+"""Headers for metrics, instead of the generic ones."""
+
+OTEL_EXPORTER_OTLP_TRACES_HEADERS: Final = "OTEL_EXPORTER_OTLP_TRACES_HEADERS"
+"""Headers for spans, instead of the generic ones."""
+
+OTEL_EXPORTER_OTLP_TIMEOUT: Final = "OTEL_EXPORTER_OTLP_TIMEOUT"
+"""Milliseconds one OTLP request may take."""
+
+OTEL_EXPORTER_OTLP_METRICS_TIMEOUT: Final = "OTEL_EXPORTER_OTLP_METRICS_TIMEOUT"
+"""The request timeout for metrics, over the generic one."""
+
+OTEL_EXPORTER_OTLP_TRACES_TIMEOUT: Final = "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT"
+"""The request timeout for spans, over the generic one."""
+
+OTEL_EXPORTER_OTLP_INSECURE: Final = "OTEL_EXPORTER_OTLP_INSECURE"
+"""``true``/``false``: gRPC without TLS (read by the exporters)."""
+
+OTEL_EXPORTER_OTLP_METRICS_INSECURE: Final = "OTEL_EXPORTER_OTLP_METRICS_INSECURE"
+"""``true``/``false`` for metrics."""
+
+OTEL_EXPORTER_OTLP_TRACES_INSECURE: Final = "OTEL_EXPORTER_OTLP_TRACES_INSECURE"
+"""``true``/``false`` for spans."""
+
+OTEL_EXPORTER_OTLP_CERTIFICATE: Final = "OTEL_EXPORTER_OTLP_CERTIFICATE"
+"""PEM file of the CA that signed the receiver's certificate (read by the exporters)."""
+
+OTEL_EXPORTER_OTLP_METRICS_CERTIFICATE: Final = "OTEL_EXPORTER_OTLP_METRICS_CERTIFICATE"
+"""The CA file for metrics."""
+
+OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE: Final = "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE"
+"""The CA file for spans."""
+
+OTEL_EXPORTER_OTLP_CLIENT_KEY: Final = "OTEL_EXPORTER_OTLP_CLIENT_KEY"
+"""PEM file of the client's private key for mutual TLS."""
+
+OTEL_EXPORTER_OTLP_METRICS_CLIENT_KEY: Final = "OTEL_EXPORTER_OTLP_METRICS_CLIENT_KEY"
+"""The client key for metrics."""
+
+OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY: Final = "OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY"
+"""The client key for spans."""
+
+OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE: Final = "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE"
+"""PEM file of the client's certificate for mutual TLS."""
+
+OTEL_EXPORTER_OTLP_METRICS_CLIENT_CERTIFICATE: Final = "OTEL_EXPORTER_OTLP_METRICS_CLIENT_CERTIFICATE"
+"""The client certificate for metrics."""
+
+OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE: Final = "OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE"
+"""The client certificate for spans."""
+
+OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE: Final = "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE"
+"""``cumulative``, ``delta`` or ``lowmemory``."""
+
+OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION: Final = (
+    "OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION"
+)
+"""Only ``explicit_bucket_histogram``: llmobs's buckets follow the semantic conventions."""
+
+OTEL_PROPAGATORS: Final = "OTEL_PROPAGATORS"
+"""Comma-separated propagator names, each installed (``opentelemetry_propagator`` entry points) or ``none``."""
+
+OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT: Final = "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT"
+"""Longest attribute value on spans and their events (exception messages too); default 4096 here."""
+
+OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT: Final = "OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT"
+"""Longest span attribute value, over the generic limit."""
+
+OTEL_ATTRIBUTE_COUNT_LIMIT: Final = "OTEL_ATTRIBUTE_COUNT_LIMIT"
+"""Most attributes on a span, event or link (default 128)."""
+
+OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT: Final = "OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT"
+"""Most attributes on a span, over the generic limit."""
+
+OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT: Final = "OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT"
+"""Most attributes on a span event, over the generic limit."""
+
+OTEL_LINK_ATTRIBUTE_COUNT_LIMIT: Final = "OTEL_LINK_ATTRIBUTE_COUNT_LIMIT"
+"""Most attributes on a span link, over the generic limit."""
+
+OTEL_SPAN_EVENT_COUNT_LIMIT: Final = "OTEL_SPAN_EVENT_COUNT_LIMIT"
+"""Most events on a span (default 128)."""
+
+OTEL_SPAN_LINK_COUNT_LIMIT: Final = "OTEL_SPAN_LINK_COUNT_LIMIT"
+"""Most links on a span (default 128)."""
+
+LLMOBS_MAX_SERIES: Final = "LLMOBS_MAX_SERIES"
+"""Distinct attribute sets per metric (1 to 1,000,000); further ones share an overflow series."""
+
+LLMOBS_SHUTDOWN_TIMEOUT: Final = "LLMOBS_SHUTDOWN_TIMEOUT"
+"""Milliseconds ``shutdown()`` and the flush at exit may take."""
+
+LLMOBS_GPU: Final = "LLMOBS_GPU"
+"""``true``/``false``: the background GPU collector."""
+
+LLMOBS_HOST: Final = "LLMOBS_HOST"
+"""``true``/``false``: the background host collector."""
+
+LLMOBS_GPU_DEVICES: Final = "LLMOBS_GPU_DEVICES"
+"""Comma-separated GPU indices to read, e.g. ``0,1``."""
+
+LLMOBS_COLLECT_INTERVAL: Final = "LLMOBS_COLLECT_INTERVAL"
+"""Milliseconds between collector samples."""
+
+LLMOBS_CAPTURE_EXCEPTION_MESSAGES: Final = "LLMOBS_CAPTURE_EXCEPTION_MESSAGES"
+"""``true`` exports exception messages and stack traces on spans (off: they may quote a prompt)."""
+
+LLMOBS_EXPORT_MAX_BYTES: Final = "LLMOBS_EXPORT_MAX_BYTES"
+"""Byte budget of one metric export request; larger exports are split."""
+
+LLMOBS_FAIL_OPEN: Final = "LLMOBS_FAIL_OPEN"
+"""``true``: invalid configuration logs one error and turns llmobs off instead of raising."""
+
+
+class OTLPVariables(NamedTuple):
+    """The variables of one OTLP signal (or the generic ones)."""
+
+    endpoint: str
+    protocol: str
+    headers: str
+    timeout: str
+    insecure: str
+    certificate: str
+    client_key: str
+    client_certificate: str
+
+
+GENERIC = OTLPVariables(
+    OTEL_EXPORTER_OTLP_ENDPOINT,
+    OTEL_EXPORTER_OTLP_PROTOCOL,
+    OTEL_EXPORTER_OTLP_HEADERS,
+    OTEL_EXPORTER_OTLP_TIMEOUT,
+    OTEL_EXPORTER_OTLP_INSECURE,
+    OTEL_EXPORTER_OTLP_CERTIFICATE,
+    OTEL_EXPORTER_OTLP_CLIENT_KEY,
+    OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE,
+)
+METRICS = OTLPVariables(
+    OTEL_EXPORTER_OTLP_METRICS_ENDPOINT,
+    OTEL_EXPORTER_OTLP_METRICS_PROTOCOL,
+    OTEL_EXPORTER_OTLP_METRICS_HEADERS,
+    OTEL_EXPORTER_OTLP_METRICS_TIMEOUT,
+    OTEL_EXPORTER_OTLP_METRICS_INSECURE,
+    OTEL_EXPORTER_OTLP_METRICS_CERTIFICATE,
+    OTEL_EXPORTER_OTLP_METRICS_CLIENT_KEY,
+    OTEL_EXPORTER_OTLP_METRICS_CLIENT_CERTIFICATE,
+)
+TRACES = OTLPVariables(
+    OTEL_EXPORTER_OTLP_TRACES_ENDPOINT,
+    OTEL_EXPORTER_OTLP_TRACES_PROTOCOL,
+    OTEL_EXPORTER_OTLP_TRACES_HEADERS,
+    OTEL_EXPORTER_OTLP_TRACES_TIMEOUT,
+    OTEL_EXPORTER_OTLP_TRACES_INSECURE,
+    OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE,
+    OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY,
+    OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE,
+)
