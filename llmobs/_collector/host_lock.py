@@ -2,28 +2,22 @@
 exclusive ``flock`` on the service's lock file in a private runtime directory. The kernel drops the
 lock when its holder dies, however it dies; the others try again every interval and one takes over.
 
-The directory is ``$XDG_RUNTIME_DIR`` when it is private to this user, else ``llmobs-<uid>`` in the
-temp directory, created 0700. A directory that is not ours alone is refused, and nothing in it is
-opened: other users could plant links there. The lock file is never written to (``lslocks`` names
-the holder), never truncated, and never opened through a symlink.
+The lock file, in llmobs's private runtime directory (``_private_dir``), is never written to
+(``lslocks`` names the holder), never truncated, and never opened through a symlink.
 """
 
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import os
-import re
 import stat
-import tempfile
 import weakref
-from contextlib import suppress
 
 from .._failsafe import warn_once
+from .._private_dir import open_private_directory, runtime_directory, service_key
 
 _locks: weakref.WeakSet[HostLock] = weakref.WeakSet()
 
-_DIRECTORY_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 # O_NONBLOCK: a FIFO in the lock file's place must not block the open (it is then refused).
 _FILE_FLAGS = os.O_RDONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 
@@ -80,43 +74,8 @@ class HostLock:
         self._fd = None
 
 
-def runtime_directory() -> str:
-    """``$XDG_RUNTIME_DIR`` when it is private to this user, else llmobs's own under the temp directory."""
-    xdg = os.environ.get("XDG_RUNTIME_DIR", "")
-    with suppress(OSError):
-        if os.path.isabs(xdg) and _private(os.lstat(xdg)):
-            return xdg
-    return os.path.join(tempfile.gettempdir(), f"llmobs-{os.geteuid()}")
-
-
-def service_key(service: str | None) -> str:
-    """``service`` (None: the default service) as a file name: readable where the name is, and a
-    hash to keep names apart."""
-    text = service or ""
-    readable = re.sub(r"[^A-Za-z0-9_.-]", "_", text)[:48]
-    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:12]
-    return f"{readable}-{digest}"
-
-
 def lock_name(service: str | None) -> str:
     return f"collector-{service_key(service)}.lock"
-
-
-def open_private_directory(path: str) -> int:
-    """A descriptor of ``path``, created 0700 if missing; PermissionError when it is not ours alone.
-    Open files relative to it (``dir_fd``): nobody can swap the directory after the check."""
-    with suppress(FileExistsError):
-        os.mkdir(path, 0o700)
-    fd = os.open(path, _DIRECTORY_FLAGS)
-    if not _private(os.fstat(fd)):
-        os.close(fd)
-        raise PermissionError(f"{path} must be a directory of this user with mode 0700")
-    return fd
-
-
-def _private(info: os.stat_result) -> bool:
-    """A real directory (not a link to one), ours, that nobody else may read, write or enter."""
-    return stat.S_ISDIR(info.st_mode) and info.st_uid == os.geteuid() and not info.st_mode & 0o077
 
 
 def _open_lock_file(directory: str, name: str) -> int:

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from llmobs._collector.host_lock import HostLock, lock_name, runtime_directory
+from llmobs._collector.host_lock import HostLock, lock_name
+from llmobs._private_dir import runtime_directory
 from tests.collector.conftest import Host, eventually, names, value
 from tests.nvml_stub import H100, uuid
 
