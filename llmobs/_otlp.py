@@ -109,9 +109,7 @@ def failure_hint(url: str, reason: str) -> str:
 def split(data: MetricsData, max_bytes: int) -> list[MetricsData]:
     """``data`` as exports whose OTLP requests stay under ``max_bytes`` each, measured with the encoder the
     exporters use (a Collector refuses gRPC messages over 4 MiB by default)."""
-    from opentelemetry.exporter.otlp.proto.common.metrics_encoder import encode_metrics
-
-    if encode_metrics(data).ByteSize() <= max_bytes:
+    if _fits(data, max_bytes):
         return [data]
     out: list[MetricsData] = []
     for rm in data.resource_metrics:
@@ -121,6 +119,15 @@ def split(data: MetricsData, max_bytes: int) -> list[MetricsData]:
                 packer.add(metric)
             out += packer.done()
     return out
+
+
+@guarded(where="measuring a metric export", default=False)
+def _fits(data: MetricsData, max_bytes: int) -> bool:
+    """True when ``data`` is one request under ``max_bytes``; False also when it failed to encode, so that
+    each metric is then measured, and dropped, alone."""
+    from opentelemetry.exporter.otlp.proto.common.metrics_encoder import encode_metrics
+
+    return int(encode_metrics(data).ByteSize()) <= max_bytes
 
 
 class _Packer:

@@ -67,6 +67,8 @@ class Points:
     def commit(self, data: MetricsData) -> None:
         """The backend accepted ``data`` (built by the latest ``build``): its points become the delta
         baselines. Points of a failed export stay pending and go out again, summed, with the next one."""
+        if not self._pending:
+            return
         for rm in data.resource_metrics:
             for sm in rm.scope_metrics:
                 for metric in sm.metrics:
