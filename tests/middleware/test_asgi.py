@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -16,6 +17,7 @@ import llmobs
 from llmobs import _failsafe
 from llmobs._middleware import ASGIMiddleware, instrument_fastapi
 from llmobs._middleware.request import MAX_HEADER_LENGTH, MAX_HEADER_VALUES, InFlightRequest
+from tests.middleware.deadline import Deadline, deadline
 from tests.otlp_receiver import MetricPoint, OTLPReceiver, SpanRecord
 
 DURATION = "http.server.request.duration"
@@ -87,7 +89,7 @@ def spans(receiver: OTLPReceiver) -> list[SpanRecord]:
     return receiver.spans()
 
 
-def test_records_duration_sizes_and_a_server_span(otlp: Any) -> None:
+def test_records_duration_sizes_and_a_server_span(otlp: Callable[..., OTLPReceiver]) -> None:
     receiver = otlp()
     call(
         ASGIMiddleware(text_app(b"hello", chunks=3)),
@@ -114,7 +116,7 @@ def test_records_duration_sizes_and_a_server_span(otlp: Any) -> None:
     }
 
 
-def test_websocket_scope_passes_through_untouched(otlp: Any) -> None:
+def test_websocket_scope_passes_through_untouched(otlp: Callable[..., OTLPReceiver]) -> None:
     receiver = otlp()
     seen: list[Any] = []
 
@@ -134,7 +136,7 @@ def test_websocket_scope_passes_through_untouched(otlp: Any) -> None:
     assert points(receiver) == [] and receiver.spans() == []
 
 
-def test_lifespan_passes_through_and_exports_before_shutdown_completes(otlp: Any) -> None:
+def test_lifespan_passes_through_and_exports_before_shutdown_completes(otlp: Callable[..., OTLPReceiver]) -> None:
     receiver = otlp()
     lifespan = [{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}]
     answered: list[tuple[str, int]] = []
@@ -165,7 +167,7 @@ def test_lifespan_passes_through_and_exports_before_shutdown_completes(otlp: Any
     assert answered == [("lifespan.startup.complete", 0), ("lifespan.shutdown.complete", 1)]
 
 
-def test_app_exception_is_reraised_unchanged_and_recorded(otlp: Any) -> None:
+def test_app_exception_is_reraised_unchanged_and_recorded(otlp: Callable[..., OTLPReceiver]) -> None:
     receiver = otlp()
     error = Broken("model crashed")
 
@@ -183,7 +185,7 @@ def test_app_exception_is_reraised_unchanged_and_recorded(otlp: Any) -> None:
     assert span.events == [("exception", {"exception.type": f"{__name__}.Broken"})]  # not the message
 
 
-def test_exception_message_reaches_the_span_only_when_opted_in(otlp: Any) -> None:
+def test_exception_message_reaches_the_span_only_when_opted_in(otlp: Callable[..., OTLPReceiver]) -> None:
     receiver = otlp(capture_exception_messages=True)
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
@@ -201,14 +203,14 @@ def test_exception_message_reaches_the_span_only_when_opted_in(otlp: Any) -> Non
     assert "model crashed" in event["exception.stacktrace"]
 
 
-def test_5xx_without_an_exception_fails_the_span_without_an_event(otlp: Any) -> None:
+def test_5xx_without_an_exception_fails_the_span_without_an_event(otlp: Callable[..., OTLPReceiver]) -> None:
     receiver = otlp()
     call(ASGIMiddleware(text_app(status=503)), http_scope())
     [span] = spans(receiver)
     assert (span.status_code, span.attributes["error.type"], span.events) == ("STATUS_CODE_ERROR", "503", [])
 
 
-def test_exception_mid_stream_keeps_the_status_already_sent(otlp: Any) -> None:
+def test_exception_mid_stream_keeps_the_status_already_sent(otlp: Callable[..., OTLPReceiver]) -> None:
     receiver = otlp()
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
@@ -225,7 +227,7 @@ def test_exception_mid_stream_keeps_the_status_already_sent(otlp: Any) -> None:
     )
 
 
-def test_send_failing_because_the_client_left_is_client_closed(otlp: Any) -> None:
+def test_send_failing_because_the_client_left_is_client_closed(otlp: Callable[..., OTLPReceiver]) -> None:
     receiver = otlp()
     gone = OSError("client went away")
     with pytest.raises(OSError) as raised:
@@ -236,7 +238,7 @@ def test_send_failing_because_the_client_left_is_client_closed(otlp: Any) -> Non
     assert receiver.latest("http.server.response.body.size")[0].sum == 5  # the chunk that got out
 
 
-def test_disconnect_message_ends_the_request_when_the_client_leaves(otlp: Any) -> None:
+def test_disconnect_message_ends_the_request_when_the_client_leaves(otlp: Callable[..., OTLPReceiver]) -> None:
     receiver = otlp()
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
@@ -252,7 +254,7 @@ def test_disconnect_message_ends_the_request_when_the_client_leaves(otlp: Any) -
     assert duration.sum is not None and duration.sum < 0.15
 
 
-def test_routes_are_templates_with_their_mounts_never_raw_paths(otlp: Any) -> None:
+def test_routes_are_templates_with_their_mounts_never_raw_paths(otlp: Callable[..., OTLPReceiver]) -> None:
     receiver = otlp()
 
     async def files(scope: Scope, receive: Receive, send: Send) -> None:
@@ -279,7 +281,7 @@ def test_routes_are_templates_with_their_mounts_never_raw_paths(otlp: Any) -> No
     }
 
 
-def test_routes_under_parameterised_mounts_are_full_templates(otlp: Any) -> None:
+def test_routes_under_parameterised_mounts_are_full_templates(otlp: Callable[..., OTLPReceiver]) -> None:
     receiver = otlp()
 
     async def files(scope: Scope, receive: Receive, send: Send) -> None:
@@ -325,7 +327,7 @@ def test_routes_under_parameterised_mounts_are_full_templates(otlp: Any) -> None
     assert [value for value in raw if value in exported] == []
 
 
-def test_implausible_content_length_records_no_request_size(otlp: Any) -> None:
+def test_implausible_content_length_records_no_request_size(otlp: Callable[..., OTLPReceiver]) -> None:
     receiver = otlp()
     app = ASGIMiddleware(text_app())
     for length in ("9" * 400, "-5", str(2**53), "1e3", "0x10", "", "12"):
@@ -335,7 +337,7 @@ def test_implausible_content_length_records_no_request_size(otlp: Any) -> None:
     assert (size.count, sum(size.bucket_counts), size.sum) == (1, 1, 12)
 
 
-def test_unknown_methods_are_other(otlp: Any) -> None:
+def test_unknown_methods_are_other(otlp: Callable[..., OTLPReceiver]) -> None:
     receiver = otlp()
     call(ASGIMiddleware(text_app()), http_scope(method="BREW"))
     [duration] = points(receiver)
@@ -344,7 +346,7 @@ def test_unknown_methods_are_other(otlp: Any) -> None:
     assert span.name == "HTTP" and span.attributes["http.request.method_original"] == "BREW"
 
 
-def test_continues_the_callers_trace(otlp: Any) -> None:
+def test_continues_the_callers_trace(otlp: Callable[..., OTLPReceiver]) -> None:
     receiver = otlp()
     parent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
     call(ASGIMiddleware(text_app()), http_scope(headers={"traceparent": parent}))
@@ -352,7 +354,7 @@ def test_continues_the_callers_trace(otlp: Any) -> None:
     assert (span.trace_id, span.parent_span_id) == ("0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331")
 
 
-def test_only_allow_listed_headers_reach_the_span(otlp: Any) -> None:
+def test_only_allow_listed_headers_reach_the_span(otlp: Callable[..., OTLPReceiver]) -> None:
     receiver = otlp()
     app = ASGIMiddleware(text_app(), request_headers=["X-Request-Id"], response_headers=["content-type"])
     call(app, http_scope(headers={"x-request-id": "r-1", "authorization": "Bearer secret", "cookie": "s=secret"}))
@@ -362,7 +364,9 @@ def test_only_allow_listed_headers_reach_the_span(otlp: Any) -> None:
     assert "http.request.header" not in str(points(receiver)[0].attributes)
 
 
-def test_allow_listed_header_values_are_capped_on_spans(otlp: Any, caplog: pytest.LogCaptureFixture) -> None:
+def test_allow_listed_header_values_are_capped_on_spans(
+    otlp: Callable[..., OTLPReceiver], caplog: pytest.LogCaptureFixture
+) -> None:
     receiver = otlp()
     many = [(b"x-many", b"v%d" % i) for i in range(20)]
 
@@ -383,7 +387,7 @@ def test_allow_listed_header_values_are_capped_on_spans(otlp: Any, caplog: pytes
     assert caplog.text.count("is capped on spans") == 2  # once per header
 
 
-def test_metrics_only_mode_starts_no_span(otlp: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_metrics_only_mode_starts_no_span(otlp: Callable[..., OTLPReceiver], monkeypatch: pytest.MonkeyPatch) -> None:
     receiver = otlp(traces=False)
     started: list[object] = []
     monkeypatch.setattr(InFlightRequest, "start_span", lambda *args: started.append(args))
@@ -392,7 +396,7 @@ def test_metrics_only_mode_starts_no_span(otlp: Any, monkeypatch: pytest.MonkeyP
     assert started == [] and receiver.spans() == []
 
 
-def test_skip_paths_replace_the_defaults(otlp: Any) -> None:
+def test_skip_paths_replace_the_defaults(otlp: Callable[..., OTLPReceiver]) -> None:
     receiver = otlp()
     app = ASGIMiddleware(text_app(), skip_paths=["/ready"])
     for path in ("/ready", "/health"):
@@ -402,7 +406,7 @@ def test_skip_paths_replace_the_defaults(otlp: Any) -> None:
 
 
 def test_failure_inside_llmobs_never_changes_the_response(
-    otlp: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    otlp: Callable[..., OTLPReceiver], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     otlp()
 
@@ -419,7 +423,20 @@ def test_failure_inside_llmobs_never_changes_the_response(
     assert "internal error in _before_send" in caplog.text
 
 
-def test_instrumenting_twice_records_once_and_shutdown_stops_recording(otlp: Any) -> None:
+def test_a_deadline_firing_inside_llmobs_reaches_the_caller_and_fails_the_request(
+    otlp: Callable[..., OTLPReceiver], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    receiver = otlp()
+    with deadline() as fire, pytest.raises(Deadline):
+        monkeypatch.setattr(InFlightRequest, "started", lambda *args: fire())  # in llmobs's bookkeeping
+        call(ASGIMiddleware(text_app()), http_scope())
+    [duration] = points(receiver)
+    assert duration.attributes["error.type"] == "tests.middleware.deadline.Deadline"
+    [span] = spans(receiver)
+    assert span.events == [("exception", {"exception.type": "tests.middleware.deadline.Deadline"})]
+
+
+def test_instrumenting_twice_records_once_and_shutdown_stops_recording(otlp: Callable[..., OTLPReceiver]) -> None:
     receiver = otlp()
     app = Starlette(routes=[Route("/", lambda request: PlainTextResponse("ok"))])
     assert instrument_fastapi(instrument_fastapi(app)) is app

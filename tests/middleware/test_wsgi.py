@@ -8,12 +8,14 @@ from typing import Any, NoReturn
 
 import pytest
 from flask import Flask, Response, abort, request
+from opentelemetry import trace
 
 import llmobs
 from llmobs import _failsafe
 from llmobs._middleware import WSGIMiddleware, instrument_flask
 from llmobs._middleware.request import InFlightRequest
 from llmobs._middleware.wsgi import ROUTE_KEY
+from tests.middleware.deadline import Deadline, deadline
 from tests.otlp_receiver import MetricPoint, OTLPReceiver, SpanRecord
 
 WSGIApp = Callable[[dict[str, Any], Any], Any]
@@ -117,7 +119,7 @@ def flask_app() -> Flask:
     return instrument_flask(app)
 
 
-def test_implausible_content_length_records_no_request_size(otlp: Any) -> None:
+def test_implausible_content_length_records_no_request_size(otlp: Callable[..., OTLPReceiver]) -> None:
     receiver = otlp()
     app = WSGIMiddleware(plain_app([b"ok"]))
     for length in ("9" * 400, "-5", str(2**53), " 7", "", "12"):
@@ -127,7 +129,7 @@ def test_implausible_content_length_records_no_request_size(otlp: Any) -> None:
     assert (size.count, sum(size.bucket_counts), size.sum) == (1, 1, 12)
 
 
-def test_flask_routes_statuses_and_errors(otlp: Any, flask_app: Flask) -> None:
+def test_flask_routes_statuses_and_errors(otlp: Callable[..., OTLPReceiver], flask_app: Flask) -> None:
     receiver = otlp()
     client = flask_app.test_client()
     for path in ("/items/1", "/items/2", "/admin", "/nope", "/boom", "/health"):
@@ -154,7 +156,7 @@ def test_flask_routes_statuses_and_errors(otlp: Any, flask_app: Flask) -> None:
     )
 
 
-def test_propagated_exception_is_the_same_object(otlp: Any, flask_app: Flask) -> None:
+def test_propagated_exception_is_the_same_object(otlp: Callable[..., OTLPReceiver], flask_app: Flask) -> None:
     receiver = otlp()
     flask_app.config["PROPAGATE_EXCEPTIONS"] = True
     with pytest.raises(Broken, match="in the view"):
@@ -166,7 +168,7 @@ def test_propagated_exception_is_the_same_object(otlp: Any, flask_app: Flask) ->
     assert {p.attributes["error.type"] for p in points(receiver)} == {f"{__name__}.Broken"}
 
 
-def test_body_closed_early_is_client_closed_and_closed_once(otlp: Any) -> None:
+def test_body_closed_early_is_client_closed_and_closed_once(otlp: Callable[..., OTLPReceiver]) -> None:
     receiver = otlp()
     body = Body([b"aa", b"bb", b"cc"])
     status, chunks = serve(WSGIMiddleware(plain_app(body)), environ(), read=2)
@@ -177,7 +179,7 @@ def test_body_closed_early_is_client_closed_and_closed_once(otlp: Any) -> None:
     assert receiver.latest("http.server.response.body.size")[0].sum == 2
 
 
-def test_body_closed_before_any_chunk_still_ends_and_closes(otlp: Any) -> None:
+def test_body_closed_before_any_chunk_still_ends_and_closes(otlp: Callable[..., OTLPReceiver]) -> None:
     receiver = otlp()
     inner = Body([b"aa"])
     app: WSGIApp = WSGIMiddleware(plain_app(inner))
@@ -187,7 +189,7 @@ def test_body_closed_before_any_chunk_still_ends_and_closes(otlp: Any) -> None:
     assert [p.value for p in receiver.latest("http.server.active_requests")] == [0]
 
 
-def test_body_read_to_the_end_is_recorded_once_with_sizes(otlp: Any) -> None:
+def test_body_read_to_the_end_is_recorded_once_with_sizes(otlp: Callable[..., OTLPReceiver]) -> None:
     receiver = otlp()
     body = Body([b"aa", b"", b"cccc"])
     env = environ(method="POST")
@@ -203,7 +205,7 @@ def test_body_read_to_the_end_is_recorded_once_with_sizes(otlp: Any) -> None:
     assert first_byte.sum is not None and duration.sum is not None and 0 < first_byte.sum <= duration.sum
 
 
-def test_exception_mid_body_is_reraised_and_recorded(otlp: Any) -> None:
+def test_exception_mid_body_is_reraised_and_recorded(otlp: Callable[..., OTLPReceiver]) -> None:
     receiver = otlp()
     body = Body([b"aa", b"bb"], fail_after=1)
     with pytest.raises(Broken, match="mid-stream"):
@@ -216,7 +218,7 @@ def test_exception_mid_body_is_reraised_and_recorded(otlp: Any) -> None:
     )
 
 
-def test_streamed_body_spans_nest_under_the_server_span(otlp: Any, flask_app: Flask) -> None:
+def test_streamed_body_spans_nest_under_the_server_span(otlp: Callable[..., OTLPReceiver], flask_app: Flask) -> None:
     receiver = otlp()
     parent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
     assert flask_app.test_client().get("/stream", headers={"traceparent": parent}, buffered=True).data == b"abc"
@@ -227,7 +229,7 @@ def test_streamed_body_spans_nest_under_the_server_span(otlp: Any, flask_app: Fl
     assert inference.parent_span_id == server.span_id and inference.trace_id == server.trace_id
 
 
-def test_only_allow_listed_headers_reach_the_span(otlp: Any) -> None:
+def test_only_allow_listed_headers_reach_the_span(otlp: Callable[..., OTLPReceiver]) -> None:
     receiver = otlp()
     app = WSGIMiddleware(plain_app([b"ok"]), request_headers=["x-request-id"], response_headers=["Content-Type"])
     serve(app, environ(X_REQUEST_ID="r-1", AUTHORIZATION="Bearer secret", COOKIE="s=secret"))
@@ -238,7 +240,7 @@ def test_only_allow_listed_headers_reach_the_span(otlp: Any) -> None:
     }
 
 
-def test_default_skip_paths_pass_straight_through(otlp: Any) -> None:
+def test_default_skip_paths_pass_straight_through(otlp: Callable[..., OTLPReceiver]) -> None:
     receiver = otlp()
     body = [b"ok"]
     app: WSGIApp = WSGIMiddleware(plain_app(body))
@@ -247,7 +249,7 @@ def test_default_skip_paths_pass_straight_through(otlp: Any) -> None:
 
 
 def test_failure_inside_llmobs_never_changes_the_response(
-    otlp: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    otlp: Callable[..., OTLPReceiver], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     otlp()
 
@@ -262,7 +264,18 @@ def test_failure_inside_llmobs_never_changes_the_response(
     assert "internal error in _response_started" in caplog.text and "internal error in _Body.__next__" in caplog.text
 
 
-def test_instrumenting_twice_records_once(otlp: Any, flask_app: Flask) -> None:
+def test_a_deadline_firing_inside_llmobs_reaches_the_caller_and_resets_the_context(
+    otlp: Callable[..., OTLPReceiver], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    receiver = otlp()
+    with deadline() as fire, pytest.raises(Deadline):
+        monkeypatch.setattr(InFlightRequest, "started", lambda *args: fire())  # in llmobs's bookkeeping
+        serve(WSGIMiddleware(plain_app([b"ok"])), environ())
+    assert not trace.get_current_span().get_span_context().is_valid  # the server span is no longer current
+    assert points(receiver)[0].attributes["error.type"] == "tests.middleware.deadline.Deadline"
+
+
+def test_instrumenting_twice_records_once(otlp: Callable[..., OTLPReceiver], flask_app: Flask) -> None:
     receiver = otlp()
     assert instrument_flask(flask_app) is flask_app
     flask_app.test_client().get("/items/3", buffered=True)
