@@ -37,8 +37,10 @@ def _sdk_providers() -> tuple[Any, Any]:
     from opentelemetry.sdk.metrics.export import InMemoryMetricReader
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+    from typing_extensions import override
 
     class Drop(SpanExporter):
+        @override
         def export(self, spans: Sequence[Any]) -> SpanExportResult:
             return SpanExportResult.SUCCESS
 
@@ -152,10 +154,10 @@ def _wsgi_round(app: Any, n: int) -> float:
     headers = [(k.decode(), v.decode()) for k, v in HEADERS if k != b"host"]
     environ = EnvironBuilder(path="/items/42", headers=headers).get_environ()
 
-    def start_response(status: str, headers: Iterable[tuple[str, str]], exc_info: Any = None) -> Callable[..., None]:
+    def start_response(status: str, _headers: Iterable[tuple[str, str]], _exc_info: Any = None) -> Callable[..., None]:
         if not status.startswith("200"):
             raise RuntimeError(f"unexpected status {status}")
-        return lambda data: None
+        return lambda _data: None
 
     start = time.perf_counter()
     for _ in range(n):
