@@ -75,9 +75,7 @@ class _Model:
             self.output_tokens += point.sum
 
     def row(self, name: str, elapsed: float) -> str:
-        ttft = (
-            f"{_duration(self.ttft.quantile(0.5))}/{_duration(self.ttft.quantile(0.95))}" if self.ttft.counts else "-"
-        )
+        ttft = "/".join(_duration(self.ttft.quantile(q)) for q in (0.5, 0.95)) if self.ttft.counts else "-"
         latency = [_duration(self.latency.quantile(q)) for q in (0.5, 0.95, 0.99)]
         return (
             f"  {name[:23]:<24}{self.calls:>7}{100 * self.errors / self.calls:>6.1f}%"
@@ -163,7 +161,7 @@ class _Interval:
 
     models: dict[str, _Model] = field(default_factory=lambda: defaultdict(_Model))
     batches: dict[str, _Batch] = field(default_factory=lambda: defaultdict(_Batch))
-    resources: _Resources = field(default_factory=lambda: _Resources())
+    resources: _Resources = field(default_factory=_Resources)
 
     def add(self, metric: Metric) -> None:
         for point in metric.data.data_points:

@@ -60,13 +60,13 @@ class _Observed:
     """One request's run of the app: ``receive`` and ``send`` as the app sees them end ``request`` when
     the client leaves and at the last body byte; ``run`` ends it when the app raises or returns."""
 
-    __slots__ = ("_receive", "_send", "request", "scope")
+    __slots__ = ("_receive", "_request", "_scope", "_send")
 
     def __init__(self, scope: Scope, receive: Receive, send: Send, request: InFlightRequest) -> None:
-        self.scope, self._receive, self._send, self.request = scope, receive, send, request
+        self._scope, self._receive, self._send, self._request = scope, receive, send, request
 
     async def run(self, app: ASGIApp) -> None:
-        request, scope = self.request, self.scope
+        request, scope = self._request, self._scope
         token = None
         try:
             if request.context is not None:
@@ -86,19 +86,19 @@ class _Observed:
 
     async def receive(self) -> Message:
         message = await self._receive()
-        if not self.request.done and _message_type(message) == "http.disconnect":
-            self.request.end(http_route(self.scope), reason=CLIENT_CLOSED)
+        if not self._request.done and _message_type(message) == "http.disconnect":
+            self._request.end(http_route(self._scope), reason=CLIENT_CLOSED)
         return message
 
     async def send(self, message: Message) -> None:
-        size = _before_send(self.request, message)
+        size = _before_send(self._request, message)
         try:
             await self._send(message)
         except OSError:  # the server's way of saying that the client left (ASGI spec 2.4)
-            self.request.end(http_route(self.scope), reason=CLIENT_CLOSED)
+            self._request.end(http_route(self._scope), reason=CLIENT_CLOSED)
             raise
         if size is not None:
-            _after_body(self.request, message, size, self.scope)
+            _after_body(self._request, message, size, self._scope)
 
 
 def _flush_before_shutdown_completes(send: Send) -> Send:
