@@ -4,8 +4,8 @@ from typing import TYPE_CHECKING as _TYPE_CHECKING
 from typing import Any as _Any
 
 from ._batch import BatchRun, current_batch, monitor_batch
-from ._call import Inference, current_inference
 from ._config import ConfigError
+from ._handle import Inference, current_inference
 from ._inference import monitor_inference
 from ._lifecycle import force_flush, init, shutdown
 from ._version import __version__

@@ -3,23 +3,34 @@ lock, read out as plain snapshots at collection time.
 
 The OpenTelemetry SDK's synchronous instruments cost ~6 µs per call (design.md section 4); a
 bisect and a few additions under a lock cost well under 1 µs.
+
+Locks are taken with ``with``: CPython runs no signal handler between taking the lock and entering
+the block, so an exception a handler raises (a SIGALRM deadline) always releases it.
 """
 
 from __future__ import annotations
 
+import functools
 import itertools
 import threading
 import time
 from bisect import bisect_left
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, ClassVar, Protocol, TypeVar
 
-from ._attributes import Attributes
+from ._attributes import Attributes, AttributeValue, merge
 from ._failsafe import warn_once
 from .semconv import OVERFLOW, Instrument, Kind
 
 OVERFLOW_ATTRIBUTES: Attributes = ((OVERFLOW, True),)
+MAX_SUM = 2.0**63
+"""A sum must stay finite and, when whole, fit an OTLP int64: a value that would take it past this is
+dropped, and the series keeps its earlier data."""
+MIN_SUM = -MAX_SUM
+
+K = TypeVar("K")
+V = TypeVar("V")
 
 
 class Series(Protocol):
@@ -43,9 +54,10 @@ NOOP: Series = _Noop()
 class HistogramSeries:
     """Explicit-bucket histogram; bucket ``i`` counts values in ``(bounds[i-1], bounds[i]]``."""
 
-    __slots__ = ("_lock", "_bounds", "counts", "sum", "count", "min", "max", "start_ns")
+    __slots__ = ("_name", "_lock", "_bounds", "counts", "sum", "count", "min", "max", "start_ns")
 
-    def __init__(self, lock: threading.RLock, bounds: tuple[float, ...]) -> None:
+    def __init__(self, name: str, lock: threading.RLock, bounds: tuple[float, ...]) -> None:
+        self._name = name
         self._lock = lock
         self._bounds = bounds
         self.counts = [0] * (len(bounds) + 1)
@@ -57,38 +69,54 @@ class HistogramSeries:
 
     def record(self, value: float) -> None:
         index = bisect_left(self._bounds, value)
-        lock = self._lock
-        lock.acquire()  # ~100 ns cheaper than ``with`` on CPython 3.11
-        try:
-            total = self.sum + value  # the one step that can fail (OverflowError): before any change
-            self.counts[index] += 1
-            self.sum = total
-            self.count += 1
-            if value < self.min:
-                self.min = value
-            if value > self.max:
-                self.max = value
-        finally:
-            lock.release()
+        with self._lock:
+            try:
+                total = self.sum + value
+            except OverflowError:  # an int too large for a float
+                total = MAX_SUM
+            if MIN_SUM < total < MAX_SUM:  # also False for NaN
+                self.counts[index] += 1
+                self.sum = total
+                self.count += 1
+                if value < self.min:
+                    self.min = value
+                if value > self.max:
+                    self.max = value
+                return
+        _dropped(self._name, value)
 
 
 class SumSeries:
     """A counter or up-down counter: ``record`` adds."""
 
-    __slots__ = ("_lock", "value", "start_ns")
+    __slots__ = ("_name", "_lock", "value", "start_ns")
 
-    def __init__(self, lock: threading.RLock) -> None:
+    def __init__(self, name: str, lock: threading.RLock) -> None:
+        self._name = name
         self._lock = lock
         self.value = 0.0
         self.start_ns = time.time_ns()
 
     def record(self, value: float) -> None:
-        lock = self._lock
-        lock.acquire()
-        try:
-            self.value += value
-        finally:
-            lock.release()
+        with self._lock:
+            try:
+                total = self.value + value
+            except OverflowError:
+                total = MAX_SUM
+            if MIN_SUM < total < MAX_SUM:
+                self.value = total
+                return
+        _dropped(self._name, value)
+
+
+def _dropped(name: str, value: float) -> None:
+    warn_once(
+        f"sum:{name}",
+        "llmobs: a value of %s was dropped (%r would make its sum non-finite or larger than 2**63); "
+        "the series keeps its earlier data",
+        name,
+        value,
+    )
 
 
 class InFlightSeries:
@@ -104,6 +132,12 @@ class InFlightSeries:
 
     def record(self, value: float) -> None:
         next(self._started if value > 0 else self._ended)
+
+    @property
+    def steps(self) -> tuple[Callable[[], object], Callable[[], object]]:
+        """+1 and -1 as C calls: a signal handler runs after such a call, never inside it, so the
+        ``try`` that starts just before the +1 owns it and its ``finally`` can always undo it."""
+        return self._started.__next__, self._ended.__next__
 
     @property
     def value(self) -> float:
@@ -136,6 +170,66 @@ class GaugeSeries:
 
 
 LocalSeries = HistogramSeries | SumSeries | InFlightSeries | GaugeSeries
+
+
+def steps(series: Series) -> tuple[Callable[[], object], Callable[[], object]]:
+    """The +1 and -1 of an in-flight series, as calls that take no argument (``InFlightSeries.steps``);
+    other series (disabled, or an application's own meter) get them through ``record``."""
+    if isinstance(series, InFlightSeries):
+        return series.steps
+    return functools.partial(series.record, 1), functools.partial(series.record, -1)
+
+
+class Bundle:
+    """The series of one attribute set, each created in the registry on its first record, so that
+    one never recorded takes no place under the cap. Subclasses list their series in ``SERIES`` (slot
+    name to instrument and extra attributes) and as ``__slots__``; a bundle made with no attributes
+    records into the overflow series."""
+
+    __slots__ = ("_registry", "_attributes")
+    SERIES: ClassVar[Mapping[str, tuple[Instrument, Mapping[str, AttributeValue]]]] = {}
+
+    def __init__(self, registry: Any, attributes: Attributes | None) -> None:
+        self._registry = registry
+        self._attributes = attributes
+        for name in self.SERIES:
+            setattr(self, name, _Unbound(self, name))
+
+    def bind(self, name: str) -> Series:
+        """Create the series ``name`` and put it in its slot, where later records find it directly."""
+        instrument, extra = self.SERIES[name]
+        attributes = self._attributes
+        if attributes is None:
+            attributes = OVERFLOW_ATTRIBUTES
+        elif extra:
+            attributes = merge(attributes, extra)
+        series: Series = self._registry.series(instrument, attributes)
+        setattr(self, name, series)
+        return series
+
+
+class _Unbound:
+    """A bundle's series before its first record, which creates it in the bundle's place."""
+
+    __slots__ = ("_bundle", "_name")
+
+    def __init__(self, bundle: Bundle, name: str) -> None:
+        self._bundle = bundle
+        self._name = name
+
+    def record(self, value: float) -> None:
+        self._bundle.bind(self._name).record(value)
+
+
+def capped(cache: dict[K, V], key: K, make: Callable[[K], V], limit: int, overflow: Callable[[], V]) -> V:
+    """``cache[key]``, made and kept while the cache holds fewer than ``limit`` entries; past that,
+    ``overflow()``: one bounded cache rule for every place that remembers bound series."""
+    found = cache.get(key)
+    if found is None:
+        if len(cache) >= limit:
+            return overflow()
+        found = cache[key] = make(key)
+    return found
 
 
 @dataclass(frozen=True)
@@ -181,17 +275,21 @@ class Registry:
             found = by_attributes.get(attributes)
             if found is not None:
                 return found
-        capped = False
+            if len(by_attributes) >= self.max_series:  # full: the overflow series, without the lock
+                found = by_attributes.get(OVERFLOW_ATTRIBUTES)
+                if found is not None:
+                    return found
+        was_capped = False
         with self._lock:
             by_attributes = self._series.setdefault(instrument, {})
             found = by_attributes.get(attributes)
             if found is None:
                 if len(by_attributes) >= self.max_series:
-                    capped, attributes = True, OVERFLOW_ATTRIBUTES
+                    was_capped, attributes = True, OVERFLOW_ATTRIBUTES
                     found = by_attributes.get(attributes)
                 if found is None:
                     found = by_attributes[attributes] = self._new(instrument, attributes)
-        if capped:  # logged outside the lock: a logging handler may record telemetry itself
+        if was_capped:  # logged outside the lock: a logging handler may record telemetry itself
             warn_once(
                 f"cap:{instrument.name}",
                 "llmobs: %s reached %d attribute sets; further ones are counted "
@@ -220,12 +318,12 @@ class Registry:
                 self._api[instrument] = _api_method(self._meter, instrument)
             return _Forward(self._api[instrument], dict(attributes))
         if instrument.kind is Kind.HISTOGRAM:
-            return HistogramSeries(self._lock, instrument.buckets)
+            return HistogramSeries(instrument.name, self._lock, instrument.buckets)
         if instrument.kind is Kind.GAUGE:
             return GaugeSeries()
         if instrument.kind is Kind.IN_FLIGHT:
             return InFlightSeries()
-        return SumSeries(self._lock)
+        return SumSeries(instrument.name, self._lock)
 
     def collect(self) -> Collected:
         """Copy every series under the lock; building export points happens outside it."""
@@ -273,6 +371,8 @@ def _api_method(meter: object, instrument: Instrument) -> Callable[..., None]:
 
 
 class _Forward:
+    """A series that hands each value to an OpenTelemetry API instrument of the application's meter."""
+
     __slots__ = ("_method", "_attributes")
 
     def __init__(self, method: Callable[..., None], attributes: dict[str, object]) -> None:

@@ -18,16 +18,27 @@ MAX_COUNT = 2**53  # beyond this a float sum loses whole units: such a count is 
 
 
 def clean_value(key: str, value: object) -> AttributeValue | None:
-    """Return ``value`` fit for an attribute, or None (with one warning) when it cannot be one."""
+    """Return ``value`` fit for an attribute, or None (with one warning) when it cannot be one.
+
+    A value keys a series, so it must compare equal to itself: NaN is dropped, and subclasses of
+    str, int and float (enums, a str with its own ``__eq__``) become the plain type.
+    """
     if isinstance(value, str):
         if len(value) > MAX_VALUE_LENGTH:
             warn_once(
                 f"long:{key}", "llmobs: values of attribute %r are capped at %d characters", key, MAX_VALUE_LENGTH
             )
-            return value[:MAX_VALUE_LENGTH]
+            value = value[:MAX_VALUE_LENGTH]
+        return value if type(value) is str else str.__str__(value)
+    if isinstance(value, bool):
         return value
-    if isinstance(value, (bool, int, float)):
-        return value
+    if isinstance(value, int):
+        return value if type(value) is int else int.__int__(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            warn_once(f"nan:{key}", "llmobs: attribute %r got NaN, which matches no series; dropped", key)
+            return None
+        return value if type(value) is float else float.__float__(value)
     warn_once(
         f"type:{key}",
         "llmobs: attribute %r got a %s; only str, bool, int and float are kept",

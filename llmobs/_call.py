@@ -1,151 +1,81 @@
-"""Per-call bookkeeping shared by every call shape: start, first token, tokens, end, error.
+"""Per-call bookkeeping shared by every call shape: bind the series, start the span, and record a
+finished call (duration by outcome, tokens, throughput, TTFT and TPOT).
 
 A ``Site`` is one decorated function. It binds its series once per runtime generation, so that a
-call costs a few attribute loads plus the aggregation itself; everything it does is guarded, so
-no failure in here reaches the caller.
+call costs a few attribute loads plus the aggregation itself. The wrappers own what must be undone
+however a call ends (the in-flight count, the current call and span); a ``Site`` records.
 """
 
 from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Mapping
-from contextvars import ContextVar
-from numbers import Integral
+from contextvars import ContextVar, Token
 from time import perf_counter
 from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.context import Context
+from opentelemetry.trace import SpanKind
 
 from . import _lifecycle
 from . import semconv as names
-from ._aggregation import Series
-from ._attributes import Attributes, AttributeValue, clean_value, freeze, merge
-from ._failsafe import internal_error, warn_once
+from ._aggregation import Bundle, Series, capped, steps
+from ._attributes import Attributes, freeze, merge
+from ._failsafe import guarded, warn_once
+from ._handle import Call, Inference
+from ._spans import fail
 from .semconv import error_type
 
 UsageExtractor = Callable[[Any], "tuple[int | None, int | None]"]
-
-
-class Inference:
-    """The call in progress, as seen from inside it (``llmobs.current_inference()``).
-
-    Report what only the function knows: token counts, or the model it chose at run time.
-    """
-
-    __slots__ = ("start", "active", "span", "scope", "input_tokens", "output_tokens", "attributes")
-
-    def __init__(self, start: float, active: Series | None) -> None:
-        self.start = start
-        self.active = active
-        self.span: Any = None
-        self.scope: object = None
-        self.input_tokens: int | None = None
-        self.output_tokens: int | None = None
-        self.attributes: dict[str, AttributeValue] | None = None
-
-    def record_tokens(self, input: int | None = None, output: int | None = None) -> None:
-        """Set this call's token counts. In a stream, ``output`` replaces the per-chunk count."""
-        if input is not None and _valid_tokens(input):
-            self.input_tokens = int(input)
-        if output is not None and _valid_tokens(output):
-            self.output_tokens = int(output)
-
-    def set_model(self, model: str) -> None:
-        """Name the model that served this call, when it is only known at run time."""
-        self.set_attribute(names.MODEL, model)
-
-    def set_attribute(self, key: str, value: AttributeValue) -> None:
-        """Add an attribute to this call's span and series (keep the number of values small)."""
-        cleaned = clean_value(key, value) if isinstance(key, str) else None
-        if cleaned is None:
-            return
-        if self.attributes is None:
-            self.attributes = {}
-        self.attributes[key] = cleaned
-        if self.span is not None:
-            self.span.set_attribute(key, cleaned)
-
-
-MAX_COUNT = 2**53  # beyond this a float sum loses whole units: such a count is a bug, not a call
-
-
-def _valid_tokens(value: object) -> bool:
-    if isinstance(value, Integral) and not isinstance(value, bool) and 0 <= int(value) < MAX_COUNT:
-        return True
-    if isinstance(value, float) and 0 <= value < MAX_COUNT and value.is_integer():
-        return True
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and value == value:  # not NaN
-        kind = "negative" if value < 0 else "too large"
-    else:
-        kind = "not a count"
-    warn_once(f"tokens:{kind}", "llmobs: token count %r dropped (%s); counts must be integers >= 0", value, kind)
-    return False
-
-
-# A metrics-only call skips building its Inference and keeps a two-item list, [start, active
-# series], as a placeholder; current_inference() turns it into the handle (appended as a third
-# item) only if the function asks for one.
-_current: ContextVar[Inference | list[Any] | None] = ContextVar("llmobs_inference", default=None)
-# Bound once: on CPython 3.11 calling ``_current.set`` through an imported name allocates a bound
-# method per call (the compiler assumes a module there).
-enter = _current.set
-leave = _current.reset
-
-
-class _Detached(Inference):
-    """The handle outside any monitored call: accepts everything, keeps nothing."""
-
-    __slots__ = ()
-
-    def record_tokens(self, input: int | None = None, output: int | None = None) -> None:
-        pass
-
-    def set_attribute(self, key: str, value: AttributeValue) -> None:
-        pass
-
-
-_DETACHED = _Detached(0.0, None)
 
 # Results of these exact types never carry an OpenAI-style ``usage``: skip the attribute lookup.
 NO_USAGE = frozenset({str, bytes, int, float, bool, list, tuple, type(None)})
 
 
-def current_inference() -> Inference:
-    """The handle of the innermost monitored call; outside any, a handle that records nothing."""
-    call = _current.get()
-    if call is None:
-        return _DETACHED
-    return handle(call) if type(call) is list else call  # type: ignore[return-value]
+def _span_variable() -> ContextVar[Context] | None:
+    """The context variable behind OpenTelemetry's current context (its default runtime), read from
+    the token ``attach`` returns: setting it is one C call, which no signal handler can split from
+    the ``try`` that restores it. None under another runtime (then attach/detach are used)."""
+    token = otel_context.attach(otel_context.get_current())
+    otel_context.detach(token)
+    return token.var if isinstance(token, Token) else None
 
 
-def handle(call: Inference | list[Any]) -> Inference:
-    """The ``Inference`` of a call, made from its placeholder on first need."""
-    if type(call) is not list:
-        return call  # type: ignore[return-value]
-    if len(call) == 2:
-        call.append(Inference(call[0], call[1]))
-    return call[2]  # type: ignore[no-any-return]
+class _SpanContext:
+    """Get and set OpenTelemetry's current context by value (no tokens to lose)."""
+
+    def __init__(self, variable: ContextVar[Context] | None) -> None:
+        self.get: Callable[[], Context] = otel_context.get_current if variable is None else variable.get
+        self.set: Callable[[Context], object] = otel_context.attach if variable is None else variable.set
 
 
-class _Series:
-    """The series one attribute set records into, looked up once."""
+SPAN_CONTEXT = _SpanContext(_span_variable())
+
+
+class CallSeries(Bundle):
+    """The series one attribute set of a call records into, each created on its first record."""
 
     __slots__ = ("duration", "input", "output", "throughput", "ttft", "tpot")
-
-    def __init__(self, attrs: Attributes) -> None:
-        registry = _lifecycle.state.registry
-        self.duration = registry.series(names.REQUEST_DURATION, attrs)
-        self.input = registry.series(names.TOKEN_USAGE, merge(attrs, {names.TOKEN_TYPE: "input"}))
-        self.output = registry.series(names.TOKEN_USAGE, merge(attrs, {names.TOKEN_TYPE: "output"}))
-        self.throughput = registry.series(names.OUTPUT_THROUGHPUT, attrs)
-        self.ttft = registry.series(names.TIME_TO_FIRST_TOKEN, attrs)
-        self.tpot = registry.series(names.TIME_PER_OUTPUT_TOKEN, attrs)
+    duration: Series
+    input: Series
+    output: Series
+    throughput: Series
+    ttft: Series
+    tpot: Series
+    SERIES = {
+        "duration": (names.REQUEST_DURATION, {}),
+        "input": (names.TOKEN_USAGE, {names.TOKEN_TYPE: "input"}),
+        "output": (names.TOKEN_USAGE, {names.TOKEN_TYPE: "output"}),
+        "throughput": (names.OUTPUT_THROUGHPUT, {}),
+        "ttft": (names.TIME_TO_FIRST_TOKEN, {}),
+        "tpot": (names.TIME_PER_OUTPUT_TOKEN, {}),
+    }
 
 
 class Site:
-    """One decorated function: its attributes and the series it records into."""
+    """One decorated function: its attributes, the series it records into, and its span name."""
 
     def __init__(
         self,
@@ -162,41 +92,37 @@ class Site:
         self.chunk_tokens = chunk_tokens
         self.generation = -1
         self.tracer: trace.Tracer | None = None
+        self.steps = steps(_lifecycle.DISABLED.series(names.ACTIVE_REQUESTS, self.base))
 
     def _bind(self) -> None:
         state = _lifecycle.state
-        generation = state.generation
-        self.active = state.registry.series(names.ACTIVE_REQUESTS, self.base)
-        self.bound = _Series(self.base)
-        self._by_attributes: dict[Attributes, _Series] = {self.base: self.bound}
+        generation, registry = state.generation, state.registry
+        self._registry = registry
+        self.bound = CallSeries(registry, self.base)
+        self._overflow = CallSeries(registry, None)
+        self._by_attributes: dict[Attributes, CallSeries] = {self.base: self.bound}
         self._endings: dict[tuple[Attributes, str, str], Series] = {}
         self.tracer = state.tracer
+        self.steps = steps(registry.series(names.ACTIVE_REQUESTS, self.base))
         self.generation = generation
 
-    def begin(self, attach: bool = True) -> Inference:
-        """Start a call. A stream passes ``attach=False``: its span is made current per resume."""
-        try:
-            if self.generation != _lifecycle.state.generation:
-                self._bind()
-            call = Inference(perf_counter(), self.active)
-            self.active.record(1)
-            if self.tracer is not None:
-                self._start_span(call, attach)
-            return call
-        except Exception:
-            internal_error("inference start")
-            return Inference(perf_counter(), None)
+    @guarded(where="inference start")
+    def begin(self) -> Call:
+        """A new call: binds on a new generation, starts its span (made current by the wrapper)."""
+        if self.generation != _lifecycle.state.generation:
+            self._bind()
+        call = Call(perf_counter())
+        if self.tracer is not None:
+            call.span = span = self.tracer.start_span(
+                self.span_name, kind=SpanKind.INTERNAL, attributes=dict(self.base)
+            )
+            call.context = trace.set_span_in_context(span)
+        return call
 
-    def _start_span(self, call: Inference, attach: bool) -> None:
-        call.span = span = self.tracer.start_span(  # type: ignore[union-attr]
-            self.span_name, kind=SpanKind.INTERNAL, attributes=dict(self.base)
-        )
-        if attach:
-            call.scope = otel_context.attach(trace.set_span_in_context(span))
-
+    @guarded(where="inference end")
     def end(
         self,
-        call: Inference,
+        call: Call,
         outcome: BaseException | str | None,
         result: Any = None,
         first_token: float | None = None,
@@ -205,45 +131,43 @@ class Site:
     ) -> None:
         """Record a finished call. ``outcome``: None, the exception, or CLIENT_CLOSED/CANCELLED.
         Streams pass when their first chunk came, the tokens counted, and the first chunk's tokens."""
+        duration = perf_counter() - call.start
+        unread = outcome is None and chunks is None and (self.usage is not None or type(result) not in NO_USAGE)
+        if unread and not self._returned_a_stream(result):
+            self._tokens_from(call, result)
         try:
-            now = perf_counter()
-            if call.active is not None:
-                call.active.record(-1)
-            if call.scope is not None:
-                otel_context.detach(call.scope)  # type: ignore[arg-type]
-            if outcome is None and chunks is None and (self.usage is not None or type(result) not in NO_USAGE):
-                if inspect.isawaitable(result):
-                    warn_once(
-                        f"awaitable:{self.span_name}",
-                        "llmobs: %r returned an awaitable, so only its "
-                        "creation is timed; decorate the async def itself",
-                        self.span_name,
-                    )
-                else:
-                    self._tokens_from(call, result)
-            self._record(call, outcome, now - call.start, first_token, chunks, first_chunk)
-        except Exception:
-            internal_error("inference end")
-        if call.span is not None:
-            try:
+            self._record(call, outcome, duration, first_token, chunks, first_chunk)
+        finally:
+            if call.span is not None:
                 self._end_span(call, outcome, chunks)
-            except Exception:
-                internal_error("inference span end")
+
+    def _returned_a_stream(self, result: Any) -> bool:
+        """Warn once when the function returned what it should have been (its real work is not timed)."""
+        if inspect.isawaitable(result):
+            what = "an awaitable"
+        elif inspect.isgenerator(result) or inspect.isasyncgen(result) or hasattr(result, "body_iterator"):
+            what = "a generator or streaming response"
+        else:
+            return False
+        warn_once(
+            f"returned:{what}:{self.span_name}",
+            "llmobs: %r returned %s, so only its creation is timed; decorate the async def or the generator "
+            "that produces the stream itself",
+            self.span_name,
+            what,
+        )
+        return True
 
     def _record(
         self,
-        call: Inference,
+        call: Call,
         outcome: BaseException | str | None,
         duration: float,
         first_token: float | None,
         chunks: int | None,
         first_chunk: int,
     ) -> None:
-        if call.attributes is None:
-            attrs, series = self.base, self.bound
-        else:
-            attrs = merge(self.base, call.attributes)
-            series = self._by_attributes.get(attrs) or self._remember(attrs)
+        attrs, series = (self.base, self.bound) if call.attributes is None else self._series_of(call.attributes)
         if outcome is None:
             series.duration.record(duration)
         elif isinstance(outcome, BaseException):
@@ -260,63 +184,77 @@ class Site:
         if first_token is not None:
             ttft = first_token - call.start
             series.ttft.record(ttft)
-            # The tokens after the first chunk came in (duration - TTFT).
             if outcome is None and output is not None and output > first_chunk:
                 series.tpot.record((duration - ttft) / (output - first_chunk))
 
-    def _remember(self, attrs: Attributes) -> _Series:
-        found = _Series(attrs)
-        if len(self._by_attributes) < _lifecycle.state.registry.max_series:
-            self._by_attributes[attrs] = found
-        return found
+    def _series_of(self, extra: Mapping[str, Any]) -> tuple[Attributes, CallSeries]:
+        attrs = merge(self.base, extra)
+        return attrs, capped(self._by_attributes, attrs, self._new_bundle, self._limit(), self._overflowed)
+
+    def _new_bundle(self, attrs: Attributes) -> CallSeries:
+        return CallSeries(self._registry, attrs)
 
     def _ending(self, attrs: Attributes, key: str, value: str) -> Series:
         """The duration series of a call that failed or was cut short."""
-        found = self._endings.get((attrs, key, value))
-        if found is None:
-            found = _lifecycle.state.registry.series(names.REQUEST_DURATION, merge(attrs, {key: value}))
-            if len(self._endings) < _lifecycle.state.registry.max_series:
-                self._endings[(attrs, key, value)] = found
-        return found
+        return capped(
+            self._endings,
+            (attrs, key, value),
+            lambda k: self._registry.series(names.REQUEST_DURATION, merge(k[0], {k[1]: k[2]})),
+            self._limit(),
+            lambda: self._overflowed().duration,
+        )
 
-    def _tokens_from(self, call: Inference, result: Any) -> None:
+    def _limit(self) -> int:
+        return max(1, self._registry.max_series)
+
+    def _overflowed(self) -> CallSeries:
+        """Past ``max_series`` attribute sets of its own, a site records into the overflow series."""
+        if self._registry.max_series:
+            warn_once(
+                f"cap:site:{self.span_name}",
+                "llmobs: %r reached %d attribute sets; further ones are counted in one series marked "
+                "otel.metric.overflow=true (raise LLMOBS_MAX_SERIES or record fewer distinct values)",
+                self.span_name,
+                self._registry.max_series,
+            )
+        return self._overflow
+
+    @guarded(where="token extraction")
+    def _tokens_from(self, call: Call, result: Any) -> None:
         """Token counts from the user's extractor, else from an OpenAI-style ``usage`` on the result."""
         if call.input_tokens is not None or call.output_tokens is not None:
             return
-        try:
-            if self.usage is not None:
-                counts = self.usage(result)
-            else:
-                usage = result.get("usage") if isinstance(result, dict) else getattr(result, "usage", None)
-                if usage is None:
-                    return
-                counts = (
-                    _field(usage, "prompt_tokens", "input_tokens"),
-                    _field(usage, "completion_tokens", "output_tokens"),
-                )
-            call.record_tokens(*counts)
-        except Exception:
-            internal_error("token extraction")
+        if self.usage is not None:
+            counts = self.usage(result)
+        else:
+            usage = result.get("usage") if isinstance(result, dict) else getattr(result, "usage", None)
+            if usage is None:
+                return
+            counts = (
+                _usage_count(usage, "prompt_tokens", "input_tokens"),
+                _usage_count(usage, "completion_tokens", "output_tokens"),
+            )
+        Inference(call).record_tokens(*counts)
 
-    def _end_span(self, call: Inference, outcome: BaseException | str | None, chunks: int | None) -> None:
+    def _end_span(self, call: Call, outcome: BaseException | str | None, chunks: int | None) -> None:
         span = call.span
+        assert span is not None
         output = call.output_tokens if call.output_tokens is not None else chunks
         if call.input_tokens is not None:
-            span.set_attribute("gen_ai.usage.input_tokens", call.input_tokens)
+            span.set_attribute(names.USAGE_INPUT_TOKENS, call.input_tokens)
         if output is not None:
-            span.set_attribute("gen_ai.usage.output_tokens", output)
+            span.set_attribute(names.USAGE_OUTPUT_TOKENS, output)
         if isinstance(outcome, BaseException):
-            span.set_attribute(names.ERROR_TYPE, error_type(outcome))
-            span.record_exception(outcome)
-            span.set_status(Status(StatusCode.ERROR, type(outcome).__name__))
+            fail(span, outcome)
         elif outcome is not None:
             span.set_attribute(names.END_REASON, outcome)
         span.end()
 
 
-def _field(usage: Any, *keys: str) -> int | None:
+def _usage_count(usage: Any, *keys: str) -> Any:
+    """The first of ``keys`` present in an OpenAI-style ``usage`` (a dict or an object)."""
     for key in keys:
         value = usage.get(key) if isinstance(usage, dict) else getattr(usage, key, None)
         if value is not None:
-            return value  # type: ignore[no-any-return]
+            return value
     return None

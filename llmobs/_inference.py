@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import inspect
 from collections.abc import Callable, Mapping
 from time import perf_counter
 from typing import Any, TypeVar, overload
 
 from . import _lifecycle
-from ._call import NO_USAGE, Inference, Site, UsageExtractor, enter, handle, leave
+from ._call import NO_USAGE, SPAN_CONTEXT, Site, UsageExtractor
 from ._config import ConfigError
 from ._failsafe import internal_error
+from ._handle import Call, Entry, call_of, current, enter, untouched
+from ._shape import Shape, wrap
 from ._streams import wrap_async_generator, wrap_generator
 from .semconv import CANCELLED
 
@@ -68,27 +69,24 @@ def monitor_inference(
         raise ConfigError("monitor_inference(attributes=...) must be a dict")
 
     def decorate(target: Callable[..., Any]) -> Any:
-        if isinstance(target, (classmethod, staticmethod)):
-            return type(target)(decorate(target.__func__))
-        site = Site(
-            model or str(getattr(target, "__qualname__", type(target).__qualname__)),
-            operation,
-            provider,
-            attributes or {},
-            usage,
-            chunk_tokens,
-        )
-        # A callable object's shape is its __call__'s (an object with ``async def __call__``).
-        shape = target if inspect.isroutine(target) or not callable(target) else type(target).__call__
-        if inspect.isasyncgenfunction(shape):
-            return wrap_async_generator(target, site)
-        if inspect.isgeneratorfunction(shape):
-            return wrap_generator(target, site)
-        if inspect.iscoroutinefunction(shape):
-            return _wrap_coroutine(target, site)
-        return _wrap_function(target, site)
+        site = Site(model or _name_of(target), operation, provider, attributes or {}, usage, chunk_tokens)
+        return wrap(target, _WRAPPERS, site)
 
     return decorate if fn is None else decorate(fn)
+
+
+def _name_of(target: Any) -> str:
+    """The default model name: the qualified name of the function, or of a callable object's class."""
+    while isinstance(target, functools.partial):
+        target = target.func
+    return str(getattr(target, "__qualname__", type(target).__qualname__))
+
+
+# Both wrappers below have one structure. The +1 in flight is the first call inside the ``try``,
+# and the ``finally`` restores the current call and span by value and takes the -1, each step in
+# its own nested ``finally``: an exception a signal handler raises at any point (it runs after a C
+# call, never inside one) reaches the caller, and leaves nothing counted or current.
+# Metrics-only calls keep a placeholder ``[start]`` instead of a ``Call`` and record inline.
 
 
 def _wrap_function(fn: Callable[..., Any], site: Site) -> Callable[..., Any]:
@@ -96,36 +94,40 @@ def _wrap_function(fn: Callable[..., Any], site: Site) -> Callable[..., Any]:
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        # Metrics-only calls inline begin() and end() and keep a placeholder instead of building an
-        # Inference: together a third of llmobs's cost per call. Anything else (a span, tokens, a
-        # new generation) takes the methods.
-        call: Inference | list[Any]
+        outer = current()
+        call: Entry
+        if site.generation == state.generation and site.tracer is None:
+            call = [perf_counter()]
+            context = outer_context = None
+        else:
+            call = site.begin() or Call(perf_counter())
+            context = call.context
+            outer_context = None if context is None else SPAN_CONTEXT.get()
+        up, down = site.steps
         try:
-            if site.generation == state.generation and site.tracer is None:
-                active = site.active
-                call = [perf_counter(), active]
-                active.record(1)
-            else:
-                call = site.begin()
-        except Exception:
-            internal_error("inference start")
-            call = Inference(perf_counter(), None)
-        token = enter(call)
-        try:
+            up()
+            enter(call)
+            if context is not None:
+                SPAN_CONTEXT.set(context)
             result = fn(*args, **kwargs)
         except BaseException as exc:
-            leave(token)
-            site.end(handle(call), exc)
+            site.end(call_of(call), exc)
             raise
-        leave(token)
+        finally:
+            try:
+                enter(outer)
+            finally:
+                try:
+                    down()
+                finally:
+                    if outer_context is not None:
+                        SPAN_CONTEXT.set(outer_context)
         try:
-            if type(call) is list and len(call) == 2 and site.usage is None and type(result) in NO_USAGE:
-                duration = perf_counter() - call[0]
-                call[1].record(-1)
-                site.bound.duration.record(duration)
+            if untouched(call) and site.usage is None and type(result) in NO_USAGE:
+                site.bound.duration.record(perf_counter() - call[0])  # type: ignore[index]
             else:
-                site.end(handle(call), None, result)
-        except Exception:
+                site.end(call_of(call), None, result)
+        except Exception:  # noqa: BLE001 - the measured hot path; internal_error re-raises signals
             internal_error("inference end")
         return result
 
@@ -133,22 +135,56 @@ def _wrap_function(fn: Callable[..., Any], site: Site) -> Callable[..., Any]:
 
 
 def _wrap_coroutine(fn: Callable[..., Any], site: Site) -> Callable[..., Any]:
+    state = _lifecycle.state
+
     @functools.wraps(fn)
     async def wrapper(*args: Any, **kwargs: Any) -> Any:
-        call = site.begin()
-        token = enter(call)
+        outer = current()
+        call: Entry
+        if site.generation == state.generation and site.tracer is None:
+            call = [perf_counter()]
+            context = outer_context = None
+        else:
+            call = site.begin() or Call(perf_counter())
+            context = call.context
+            outer_context = None if context is None else SPAN_CONTEXT.get()
+        up, down = site.steps
         try:
+            up()
+            enter(call)
+            if context is not None:
+                SPAN_CONTEXT.set(context)
             result = await fn(*args, **kwargs)
         except asyncio.CancelledError:
-            leave(token)
-            site.end(call, CANCELLED)
+            site.end(call_of(call), CANCELLED)
             raise
         except BaseException as exc:
-            leave(token)
-            site.end(call, exc)
+            site.end(call_of(call), exc)
             raise
-        leave(token)
-        site.end(call, None, result)
+        finally:
+            try:
+                enter(outer)
+            finally:
+                try:
+                    down()
+                finally:
+                    if outer_context is not None:
+                        SPAN_CONTEXT.set(outer_context)
+        try:
+            if untouched(call) and site.usage is None and type(result) in NO_USAGE:
+                site.bound.duration.record(perf_counter() - call[0])  # type: ignore[index]
+            else:
+                site.end(call_of(call), None, result)
+        except Exception:  # noqa: BLE001 - the measured hot path; internal_error re-raises signals
+            internal_error("inference end")
         return result
 
     return wrapper
+
+
+_WRAPPERS: dict[Shape, Callable[[Callable[..., Any], Site], Callable[..., Any]]] = {
+    Shape.FUNCTION: _wrap_function,
+    Shape.COROUTINE: _wrap_coroutine,
+    Shape.GENERATOR: wrap_generator,
+    Shape.ASYNC_GENERATOR: wrap_async_generator,
+}

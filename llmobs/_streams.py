@@ -14,33 +14,39 @@ from collections.abc import AsyncGenerator, Awaitable, Callable, Generator
 from time import perf_counter
 from typing import Any
 
-from opentelemetry import context as otel_context
-from opentelemetry import trace
+from opentelemetry.context import Context
 
-from ._call import MAX_COUNT, Inference, Site, enter, leave
-from ._failsafe import internal_error, warn_once
+from ._attributes import as_count
+from ._call import SPAN_CONTEXT, Site
+from ._failsafe import internal_error
+from ._handle import Call, Entry, current, enter, leave
 from .semconv import CANCELLED, CLIENT_CLOSED
 
 
-def _span_context(call: Inference) -> otel_context.Context | None:
-    return None if call.span is None else trace.set_span_in_context(call.span)
-
-
-def _in_span(resume: Callable[[Any], Any], value: Any, span_context: otel_context.Context) -> Any:
+def _in_span(resume: Callable[[Any], Any], value: Any, context: Context) -> Any:
     """Resume the user's generator with the call's span current, so its own spans nest under it."""
-    scope = otel_context.attach(span_context)
+    outer = SPAN_CONTEXT.get()
+    SPAN_CONTEXT.set(context)
     try:
         return resume(value)
     finally:
-        otel_context.detach(scope)
+        SPAN_CONTEXT.set(outer)
 
 
-async def _in_span_async(step: Awaitable[Any], span_context: otel_context.Context) -> Any:
-    scope = otel_context.attach(span_context)
+async def _in_span_async(step: Awaitable[Any], context: Context) -> Any:
+    outer = SPAN_CONTEXT.get()
+    SPAN_CONTEXT.set(context)
     try:
         return await step
     finally:
-        otel_context.detach(scope)
+        SPAN_CONTEXT.set(outer)
+
+
+# The two wrappers are line-parallel: a diff between them shows only ``await``, the ``a`` prefixes
+# and the cancellation branch. They share no per-chunk call (the async stream is at its per-token
+# budget, docs/performance.md). The +1 in flight is the first call inside the outer ``try``; its
+# ``finally`` undoes, step by step, what a signal handler's exception may have left: the call or
+# the span still current (set, then interrupted before the ``try`` that resets it), the count.
 
 
 def wrap_generator(fn: Callable[..., Generator[Any, Any, Any]], site: Site) -> Callable[..., Any]:
@@ -48,19 +54,23 @@ def wrap_generator(fn: Callable[..., Generator[Any, Any, Any]], site: Site) -> C
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Generator[Any, Any, Any]:
-        call = site.begin(attach=False)
-        span_context = _span_context(call)
+        outer = current()
+        call = site.begin() or Call(perf_counter())
+        context = call.context
+        outer_context = None if context is None else SPAN_CONTEXT.get()
+        up, down = site.steps
         first: float | None = None
         chunks = first_chunk = 0
         outcome: BaseException | str | None = CLIENT_CLOSED
         try:
-            gen = fn(*args, **kwargs)  # runs none of the body yet
+            up()
+            gen = fn(*args, **kwargs)
             send = resume = gen.send
             value: Any = None
             while True:
                 token = enter(call)
                 try:
-                    chunk = resume(value) if span_context is None else _in_span(resume, value, span_context)
+                    chunk = resume(value) if context is None else _in_span(resume, value, context)
                 except StopIteration as stop:
                     outcome = None
                     return stop.value
@@ -75,7 +85,7 @@ def wrap_generator(fn: Callable[..., Generator[Any, Any, Any]], site: Site) -> C
                 except GeneratorExit:
                     gen.close()
                     raise
-                except BaseException as exc:
+                except BaseException as exc:  # noqa: BLE001 - forwarded into the user's generator, as yield from does
                     value, resume = exc, gen.throw
         except GeneratorExit:
             raise
@@ -83,7 +93,13 @@ def wrap_generator(fn: Callable[..., Generator[Any, Any, Any]], site: Site) -> C
             outcome = exc
             raise
         finally:
-            site.end(call, outcome, None, first, chunks, first_chunk)
+            try:
+                _repair(call, outer, context, outer_context)
+            finally:
+                try:
+                    down()
+                finally:
+                    site.end(call, outcome, None, first, chunks, first_chunk)
 
     return wrapper
 
@@ -93,29 +109,29 @@ def wrap_async_generator(fn: Callable[..., AsyncGenerator[Any, Any]], site: Site
 
     @functools.wraps(fn)
     async def wrapper(*args: Any, **kwargs: Any) -> AsyncGenerator[Any, Any]:
-        call = site.begin(attach=False)
-        span_context = _span_context(call)
+        outer = current()
+        call = site.begin() or Call(perf_counter())
+        context = call.context
+        outer_context = None if context is None else SPAN_CONTEXT.get()
+        up, down = site.steps
         first: float | None = None
         chunks = first_chunk = 0
         outcome: BaseException | str | None = CLIENT_CLOSED
         try:
-            gen = fn(*args, **kwargs)  # runs none of the body yet
+            up()
+            gen = fn(*args, **kwargs)
             send = resume = gen.asend
             value: Any = None
             while True:
                 token = enter(call)
                 try:
-                    step = resume(value)
-                    chunk = await (step if span_context is None else _in_span_async(step, span_context))
+                    chunk = await (resume(value) if context is None else _in_span_async(resume(value), context))
                 except StopAsyncIteration:
                     outcome = None
                     return
                 finally:
                     leave(token)
-                if count is None:
-                    chunks += 1
-                else:
-                    chunks += _counted(count, chunk)
+                chunks += 1 if count is None else _counted(count, chunk)
                 if first is None:
                     first, first_chunk = perf_counter(), chunks
                 try:
@@ -124,7 +140,7 @@ def wrap_async_generator(fn: Callable[..., AsyncGenerator[Any, Any]], site: Site
                 except GeneratorExit:
                     await gen.aclose()
                     raise
-                except BaseException as exc:
+                except BaseException as exc:  # noqa: BLE001 - forwarded into the user's generator, as yield from does
                     value, resume = exc, gen.athrow
         except GeneratorExit:
             raise
@@ -135,19 +151,31 @@ def wrap_async_generator(fn: Callable[..., AsyncGenerator[Any, Any]], site: Site
             outcome = exc
             raise
         finally:
-            site.end(call, outcome, None, first, chunks, first_chunk)
+            try:
+                _repair(call, outer, context, outer_context)
+            finally:
+                try:
+                    down()
+                finally:
+                    site.end(call, outcome, None, first, chunks, first_chunk)
 
     return wrapper
 
 
+def _repair(call: Call, outer: Entry | None, context: Context | None, outer_context: Context | None) -> None:
+    """Restore what a signal handler's exception left current: it may come between setting the call
+    or the span and the ``try`` that resets it."""
+    if current() is call:
+        enter(outer)
+    if context is not None and outer_context is not None and SPAN_CONTEXT.get() is context:
+        SPAN_CONTEXT.set(outer_context)
+
+
 def _counted(count: Callable[[Any], int], chunk: Any) -> int:
-    """The user's per-chunk token count; a bad one counts the chunk as one token."""
+    """The user's per-chunk token count (``as_count``'s rule); a bad one counts the chunk as one token."""
     try:
-        n = count(chunk)
-    except Exception:
+        n = as_count(count(chunk), "chunk_tokens()")
+    except Exception:  # noqa: BLE001 - the per-chunk hot path; internal_error re-raises signals
         internal_error("chunk_tokens")
         return 1
-    if isinstance(n, int) and not isinstance(n, bool) and 0 <= n < MAX_COUNT:
-        return n
-    warn_once("chunk_tokens", "llmobs: chunk_tokens returned %r; counting the chunk as 1 token", n)
-    return 1
+    return 1 if n is None else n
