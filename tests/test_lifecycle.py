@@ -3,23 +3,23 @@ a dead or black-holed backend, shutdown within its timeout, global providers, fo
 
 from __future__ import annotations
 
+import contextlib
 import logging
-import os
-import subprocess
-import sys
-import textwrap
+import threading
 import time
 import tracemalloc
-from typing import Any
+from collections.abc import Callable
 
 import pytest
 
 import llmobs
 from llmobs import _lifecycle
 from tests.helpers import BASE, one
-from tests.otlp_receiver import OTLPReceiver, blackhole, free_port
+from tests.otlp_receiver import Mode, OTLPReceiver, blackhole, free_port
+from tests.processes import run_python
 
 SECRET = "s3cr3t-t0ken"
+Otlp = Callable[..., OTLPReceiver]
 
 
 @llmobs.monitor_inference(model="m", operation="chat")
@@ -27,19 +27,20 @@ def predict(x: int = 0) -> int:
     return x
 
 
-def test_http_protobuf_carries_metrics_and_spans(otlp: Any) -> None:
+def test_http_protobuf_carries_metrics_and_spans(otlp: Otlp) -> None:
     receiver = otlp(protocol="http/protobuf", traces=True, headers={"X-Api-Key": SECRET})
     predict()
     predict()
     duration = one(receiver, "gen_ai.server.request.duration", BASE)
     assert duration.count == 2 and duration.transport == "http" and duration.temporality == "cumulative"
     assert duration.resource["service.name"] == "test" and duration.scope == "llmobs"
-    spans = receiver.wait_for(lambda r: len(r.spans()) == 2 and r.spans())
+    receiver.wait_for(lambda r: len(r.spans()) == 2)
+    spans = receiver.spans()
     assert {s.transport for s in spans} == {"http"}
     assert all(h.get("x-api-key") == SECRET for h in receiver.headers)
 
 
-def test_delta_temporality_sends_differences(otlp: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_delta_temporality_sends_differences(otlp: Otlp, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE", "delta")
     receiver = otlp(traces=False)
     predict(), predict(), predict()
@@ -64,10 +65,8 @@ def test_summary_is_the_embedded_default(capsys: pytest.CaptureFixture[str]) -> 
         return "ok"
 
     for i in range(4):
-        try:
+        with contextlib.suppress(ValueError):
             generate(i == 0)
-        except ValueError:
-            pass
     time.sleep(0.5)
     err = capsys.readouterr().err
     lines = [line for line in err.splitlines() if "llama-3-8b" in line]
@@ -86,7 +85,7 @@ def test_disabled_sdk_records_nothing(monkeypatch: pytest.MonkeyPatch, receiver:
     assert _lifecycle.state.exports == [] and _lifecycle.state.tracer is None
 
 
-def test_second_init_is_harmless(otlp: Any, caplog: pytest.LogCaptureFixture) -> None:
+def test_second_init_is_harmless(otlp: Otlp, caplog: pytest.LogCaptureFixture) -> None:
     receiver = otlp(traces=False)
     exports = list(_lifecycle.state.exports)
     with caplog.at_level(logging.WARNING, logger="llmobs"):
@@ -102,10 +101,10 @@ def test_second_init_is_harmless(otlp: Any, caplog: pytest.LogCaptureFixture) ->
 
 @pytest.mark.parametrize("mode", ["refuse", "hang"])
 def test_dead_backend_slows_no_call_and_shutdown_is_bounded(
-    otlp: Any, mode: str, caplog: pytest.LogCaptureFixture
+    otlp: Otlp, mode: Mode, caplog: pytest.LogCaptureFixture
 ) -> None:
     receiver = otlp(traces=True, export_interval=0.05, headers={"authorization": f"Bearer {SECRET}"})
-    receiver.mode = mode  # type: ignore[assignment]
+    receiver.mode = mode
     caplog.set_level(logging.DEBUG)
     deadline = time.monotonic() + 5
     while receiver.attempts < 1 and time.monotonic() < deadline:
@@ -140,7 +139,7 @@ def test_refused_port_shutdown_is_bounded() -> None:
     assert time.monotonic() - started < 1.5
 
 
-def test_span_memory_stays_bounded_when_backend_hangs(otlp: Any) -> None:
+def test_span_memory_stays_bounded_when_backend_hangs(otlp: Otlp) -> None:
     receiver = otlp(traces=True)
     receiver.mode = "hang"
     tracemalloc.start()
@@ -154,20 +153,6 @@ def test_span_memory_stays_bounded_when_backend_hangs(otlp: Any) -> None:
     finally:
         tracemalloc.stop()
     assert late - early < 4_000_000  # 20k unbounded spans would hold tens of MB
-
-
-def run_python(code: str, receiver: OTLPReceiver, **env: str) -> subprocess.CompletedProcess[str]:
-    """Run ``code`` in a fresh interpreter (fork, exit and global providers need one)."""
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "LLMOBS_"))}
-    full_env.update(env, RECEIVER_GRPC=receiver.grpc_endpoint, RECEIVER_HTTP=receiver.http_endpoint)
-    return subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        env=full_env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
 
 
 def test_exit_flushes_without_shutdown(receiver: OTLPReceiver) -> None:
@@ -186,34 +171,8 @@ def test_exit_flushes_without_shutdown(receiver: OTLPReceiver) -> None:
     assert len(receiver.spans()) == 7
 
 
-def test_forked_child_exports_as_its_own_instance(receiver: OTLPReceiver) -> None:
-    run_python(
-        """
-        import os, llmobs
-        llmobs.init(service_name="forking", endpoint=os.environ["RECEIVER_HTTP"], protocol="http/protobuf",
-                    export_interval=3600, traces=False)
-        @llmobs.monitor_inference(model="m", operation="chat")
-        def predict(): pass
-        predict()
-        pid = os.fork()
-        if pid == 0:
-            for _ in range(3): predict()
-            llmobs.shutdown()
-            os._exit(0)
-        os.waitpid(pid, 0)
-        predict()
-    """,
-        receiver,
-    )
-    points = [p for p in receiver.metrics() if p.name == "gen_ai.server.request.duration"]
-    by_instance: dict[str, int] = {}
-    for p in points:
-        by_instance[p.resource["service.instance.id"]] = p.count  # cumulative: the last one wins
-    assert sorted(by_instance.values()) == [2, 3]
-
-
 def test_application_providers_are_used_not_replaced(receiver: OTLPReceiver) -> None:
-    result = run_python(
+    output = run_python(
         """
         from opentelemetry import metrics, trace
         from opentelemetry.sdk.metrics import MeterProvider
@@ -239,10 +198,10 @@ def test_application_providers_are_used_not_replaced(receiver: OTLPReceiver) -> 
     """,
         receiver,
     )
-    assert result.stdout.split() == ["3", "12", "3", "True"]
+    assert output.split() == ["3", "12", "3", "True"]
 
 
-def test_failed_init_leaves_nothing_behind(monkeypatch: pytest.MonkeyPatch, otlp: Any) -> None:
+def test_failed_init_leaves_nothing_behind(monkeypatch: pytest.MonkeyPatch, otlp: Otlp) -> None:
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_COMPRESSION", "zstd")
     with pytest.raises(llmobs.ConfigError, match="could not start its exporters"):
         otlp(traces=False)
@@ -254,7 +213,7 @@ def test_failed_init_leaves_nothing_behind(monkeypatch: pytest.MonkeyPatch, otlp
 
 
 def test_a_call_in_flight_across_fork_ends_in_the_child(receiver: OTLPReceiver) -> None:
-    result = run_python(
+    output = run_python(
         """
         import os, threading, llmobs
         from llmobs import _lifecycle
@@ -283,4 +242,69 @@ def test_a_call_in_flight_across_fork_ends_in_the_child(receiver: OTLPReceiver) 
     """,
         receiver,
     )
-    assert result.stdout.split() == ["done"]
+    assert output.split() == ["done"]
+
+
+def test_one_huge_exception_message_does_not_lose_the_span_batch(otlp: Otlp) -> None:
+    receiver = otlp(traces=True, capture_exception_messages=True)
+
+    @llmobs.monitor_inference(model="m", operation="chat")
+    def fail() -> None:
+        raise ValueError("x" * 5_000_000)
+
+    for _ in range(199):
+        predict()
+    with pytest.raises(ValueError):
+        fail()
+    assert llmobs.force_flush(timeout=10)
+    receiver.wait_for(lambda r: len(r.spans()) >= 200)
+    spans = receiver.spans()
+    assert len(spans) == 200
+    (failed,) = [s for s in spans if s.status_code == "STATUS_CODE_ERROR"]
+    [(name, event)] = failed.events
+    assert name == "exception" and event["exception.message"] == "x" * 4096
+    assert len(event["exception.stacktrace"]) == 4096
+
+
+def test_span_limits_follow_the_variables(monkeypatch: pytest.MonkeyPatch, otlp: Otlp) -> None:
+    monkeypatch.setenv("OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT", "10")
+    receiver = otlp(traces=True, capture_exception_messages=True)
+
+    @llmobs.monitor_inference(model="m", operation="chat")
+    def fail() -> None:
+        raise ValueError("message longer than ten")
+
+    with pytest.raises(ValueError):
+        fail()
+    assert llmobs.force_flush(timeout=5)
+    [span] = receiver.wait_for(lambda r: r.spans())
+    assert span.events[0][1]["exception.message"] == "message lo"
+
+
+def test_force_flush_during_a_black_hole_keeps_one_flush_in_flight_per_pipeline(otlp: Otlp) -> None:
+    receiver = otlp(traces=True)
+    receiver.mode = "hang"
+    predict()
+    results = [llmobs.force_flush(timeout=0.05)]
+    receiver.wait_for(lambda r: r.attempts >= 2)  # both pipelines' flushes are stuck in the receiver
+    stuck = threading.active_count()
+    results += [llmobs.force_flush(timeout=0.05) for _ in range(29)]
+    # Before, each call left two more threads behind (5 -> 64 after 30 calls).
+    assert threading.active_count() <= stuck + 1
+    assert results == [False] * 30
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
+def test_refused_spans_do_not_hold_shutdown_for_its_budget(
+    protocol: str, monkeypatch: pytest.MonkeyPatch, otlp: Otlp
+) -> None:
+    monkeypatch.setenv("OTEL_METRICS_EXPORTER", "none")  # the span side alone
+    receiver = otlp(protocol=protocol, traces=True)
+    receiver.mode = "refuse"
+    for _ in range(5):
+        predict()
+    started = time.monotonic()
+    llmobs.shutdown(timeout=5.0)
+    elapsed = time.monotonic() - started
+    assert receiver.attempts == 1  # one final attempt, no retries
+    assert elapsed < 2.5  # functional bound: before, shutdown retried for all of its 5 s
