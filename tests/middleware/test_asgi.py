@@ -14,7 +14,7 @@ from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import llmobs
-from llmobs import _failsafe
+from llmobs import ConfigError, _failsafe
 from llmobs._middleware import ASGIMiddleware, instrument_fastapi
 from llmobs._middleware.request import MAX_HEADER_LENGTH, MAX_HEADER_VALUES, InFlightRequest
 from tests.middleware.deadline import Deadline, deadline
@@ -434,6 +434,16 @@ def test_a_deadline_firing_inside_llmobs_reaches_the_caller_and_fails_the_reques
     assert duration.attributes["error.type"] == "tests.middleware.deadline.Deadline"
     [span] = spans(receiver)
     assert span.events == [("exception", {"exception.type": "tests.middleware.deadline.Deadline"})]
+
+
+def test_bad_options_fail_at_set_up_and_leave_the_app_to_a_corrected_call(otlp: Callable[..., OTLPReceiver]) -> None:
+    receiver = otlp()
+    app = Starlette(routes=[Route("/", lambda request: PlainTextResponse("ok"))])
+    with pytest.raises(ConfigError, match="unknown middleware option 'skip_path'"):
+        instrument_fastapi(app, skip_path=["/"])  # type: ignore[call-arg]
+    instrument_fastapi(app, skip_paths=())
+    call(app, http_scope("/health"))
+    assert [p.count for p in points(receiver)] == [1]
 
 
 def test_instrumenting_twice_records_once_and_shutdown_stops_recording(otlp: Callable[..., OTLPReceiver]) -> None:

@@ -11,7 +11,7 @@ from flask import Flask, Response, abort, request
 from opentelemetry import trace
 
 import llmobs
-from llmobs import _failsafe
+from llmobs import ConfigError, _failsafe
 from llmobs._middleware import WSGIMiddleware, instrument_flask
 from llmobs._middleware.request import InFlightRequest
 from llmobs._middleware.wsgi import ROUTE_KEY
@@ -273,6 +273,17 @@ def test_a_deadline_firing_inside_llmobs_reaches_the_caller_and_resets_the_conte
         serve(WSGIMiddleware(plain_app([b"ok"])), environ())
     assert not trace.get_current_span().get_span_context().is_valid  # the server span is no longer current
     assert points(receiver)[0].attributes["error.type"] == "tests.middleware.deadline.Deadline"
+
+
+def test_bad_options_fail_at_set_up_and_leave_the_app_to_a_corrected_call(otlp: Callable[..., OTLPReceiver]) -> None:
+    receiver = otlp()
+    app = Flask(__name__)
+    app.get("/health")(lambda: "ok")
+    with pytest.raises(ConfigError, match="request_headers must be a list"):
+        instrument_flask(app, request_headers="x-request-id")
+    instrument_flask(app, skip_paths=())
+    app.test_client().get("/health", buffered=True)
+    assert [p.count for p in points(receiver)] == [1]
 
 
 def test_instrumenting_twice_records_once(otlp: Callable[..., OTLPReceiver], flask_app: Flask) -> None:
