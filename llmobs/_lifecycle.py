@@ -231,7 +231,8 @@ def _registry(settings: _config.Settings, resource: Resource, extra: Sequence[Me
         from ._otlp import metric_exporter
 
         target = settings.metrics_otlp
-        _export(registry, metric_exporter(target), resource, target.temporality != "cumulative", settings)
+        delta = target.temporality != "cumulative"
+        _export(registry, metric_exporter(target), resource, delta, settings, target.endpoint)
     if settings.summary:
         from ._summary import SummaryExporter
 
@@ -242,14 +243,23 @@ def _registry(settings: _config.Settings, resource: Resource, extra: Sequence[Me
 
 
 def _export(
-    registry: Registry, exporter: MetricExporter, resource: Resource, delta: bool, settings: _config.Settings
+    registry: Registry,
+    exporter: MetricExporter,
+    resource: Resource,
+    delta: bool,
+    settings: _config.Settings,
+    endpoint: str | None = None,
 ) -> None:
+    """Start one periodic export; ``endpoint`` is the OTLP URL (None for in-process exporters)."""
     from ._periodic import PeriodicExport
     from ._points import Points
 
-    state.exports.append(
-        PeriodicExport(registry, exporter, Points(resource, delta), settings.export_interval, settings.export_timeout)
+    points = Points(resource, delta)
+    interval, timeout = settings.export_interval, settings.export_timeout
+    export = PeriodicExport(
+        registry, exporter, points, interval, timeout, max_bytes=settings.export_max_bytes, endpoint=endpoint
     )
+    state.exports.append(export)
 
 
 def _tracer(settings: _config.Settings, resource: Resource, extra: Sequence[SpanExporter]) -> trace.Tracer | None:
