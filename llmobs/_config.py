@@ -92,7 +92,7 @@ def load(
     default. Raises ``ConfigError`` naming the option or variable and the fix."""
     env = os.environ if env is None else env
     _check_read_by_others(env)
-    traces = _bool_arg(traces, "traces", " (None decides from OTEL_TRACES_EXPORTER)")
+    traces = _bool_arg(traces, "traces", f" (None decides from {_env.OTEL_TRACES_EXPORTER})")
     metrics_exporters = _exporters(env, _env.OTEL_METRICS_EXPORTER)
     traces_exporters = _exporters(env, _env.OTEL_TRACES_EXPORTER)
     metrics_otlp = _sent(_target(env, METRICS, "metrics", endpoint, protocol, headers), metrics_exporters)
@@ -104,7 +104,9 @@ def load(
         resource_attributes=_resource_attributes(resource_attributes),
         metrics_otlp=metrics_otlp,
         traces_otlp=traces_otlp,
-        summary=_first(_bool_arg(summary, "summary", " (None decides from OTEL_METRICS_EXPORTER)"), default_summary),
+        summary=_first(
+            _bool_arg(summary, "summary", f" (None decides from {_env.OTEL_METRICS_EXPORTER})"), default_summary
+        ),
         traces=_traces(traces, traces_exporters),
         traces_console=traces_console,
         export_interval=_first(
