@@ -12,17 +12,27 @@ from ._version import __version__
 
 if _TYPE_CHECKING:
     from ._middleware import ASGIMiddleware, WSGIMiddleware, instrument_fastapi, instrument_flask
+    from ._prometheus.apps import prometheus_asgi_app, prometheus_wsgi_app
 
-_MIDDLEWARE = ("ASGIMiddleware", "WSGIMiddleware", "instrument_fastapi", "instrument_flask")
+_LAZY = {
+    "ASGIMiddleware": "_middleware",
+    "WSGIMiddleware": "_middleware",
+    "instrument_fastapi": "_middleware",
+    "instrument_flask": "_middleware",
+    "prometheus_asgi_app": "_prometheus.apps",
+    "prometheus_wsgi_app": "_prometheus.apps",
+}
 
 
 def __getattr__(name: str) -> _Any:
-    """The HTTP middleware loads on first use, so that importing llmobs imports no web framework."""
-    if name in _MIDDLEWARE:
-        from . import _middleware
+    """The HTTP middleware and the Prometheus apps load on first use, so that importing llmobs imports
+    no web framework and no prometheus_client."""
+    home = _LAZY.get(name)
+    if home is None:
+        raise AttributeError(f"module 'llmobs' has no attribute {name!r}")
+    from importlib import import_module
 
-        return getattr(_middleware, name)
-    raise AttributeError(f"module 'llmobs' has no attribute {name!r}")
+    return getattr(import_module(f".{home}", __name__), name)
 
 
 __all__ = [
@@ -39,6 +49,8 @@ __all__ = [
     "monitor_inference",
     "instrument_fastapi",
     "instrument_flask",
+    "prometheus_asgi_app",
+    "prometheus_wsgi_app",
     "shutdown",
     "WSGIMiddleware",
 ]

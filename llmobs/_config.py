@@ -20,6 +20,8 @@ from ._env import GENERIC, METRICS, TRACES, OTLPVariables
 Protocol = Literal["grpc", "http/protobuf"]
 PROTOCOLS = ("grpc", "http/protobuf")
 EXPORTERS = ("otlp", "console", "none")
+METRIC_EXPORTERS = ("otlp", "console", "prometheus", "none")
+PROMETHEUS_PORT = 9464
 TEMPORALITIES = ("cumulative", "delta", "lowmemory")
 MAX_SERIES = 1_000_000
 DEFAULT_VALUE_LENGTH = 4096  # one 5 MB exception message must not lose the whole span batch
@@ -65,6 +67,8 @@ class Settings:
     export_max_bytes: int = 4_000_000
     span_limits: Mapping[str, int] = field(default_factory=dict)  # keyword arguments of the SDK's SpanLimits
     fail_open: bool = False
+    prometheus: tuple[str, int] | None = None
+    """(host, port) of the scrape endpoint, when there is one."""
 
 
 def load(
@@ -86,6 +90,7 @@ def load(
     capture_exception_messages: bool | None = None,
     export_max_bytes: int | None = None,
     fail_open: bool | None = None,
+    prometheus: bool | str | None = None,
     env: Mapping[str, str] | None = None,
 ) -> Settings:
     """The settings ``init`` asks for: each option from its argument, then its variable, then its
@@ -93,8 +98,8 @@ def load(
     env = os.environ if env is None else env
     _check_read_by_others(env)
     traces = _bool_arg(traces, "traces", f" (None decides from {_env.OTEL_TRACES_EXPORTER})")
-    metrics_exporters = _exporters(env, _env.OTEL_METRICS_EXPORTER)
-    traces_exporters = _exporters(env, _env.OTEL_TRACES_EXPORTER)
+    metrics_exporters = _exporters(env, _env.OTEL_METRICS_EXPORTER, METRIC_EXPORTERS)
+    traces_exporters = _exporters(env, _env.OTEL_TRACES_EXPORTER, EXPORTERS)
     metrics_otlp = _sent(_target(env, METRICS, "metrics", endpoint, protocol, headers), metrics_exporters)
     spans = _target(env, TRACES, "traces", endpoint, protocol, headers)
     traces_otlp, traces_console = _span_target(spans, traces_exporters, traces)
@@ -144,6 +149,7 @@ def load(
         ),
         span_limits=_span_limits(env),
         fail_open=wants_fail_open(fail_open, env),
+        prometheus=_prometheus(prometheus, env, metrics_exporters),
     )
 
 
@@ -259,18 +265,43 @@ def _traces(option: bool | None, exporters: tuple[str, ...] | None) -> bool | No
     return exporters != ("none",)
 
 
-def _exporters(env: Mapping[str, str], name: str) -> tuple[str, ...] | None:
+def _exporters(env: Mapping[str, str], name: str, supported: tuple[str, ...]) -> tuple[str, ...] | None:
     raw = env.get(name, "").strip()
     if not raw:
         return None
     names = tuple(part.strip().lower() for part in raw.split(",") if part.strip())
-    bad = [n for n in names if n not in EXPORTERS]
+    bad = [n for n in names if n not in supported]
     if bad:
         raise ConfigError(
             f"{name} has unsupported exporter(s) {', '.join(bad)}; llmobs supports "
-            f"{', '.join(EXPORTERS)} ('console' prints llmobs's summary)"
+            f"{', '.join(supported)} ('console' prints llmobs's summary)"
         )
     return names
+
+
+def _prometheus(
+    option: bool | str | None, env: Mapping[str, str], exporters: tuple[str, ...] | None
+) -> tuple[str, int] | None:
+    """The scrape endpoint's (host, port): ``init(prometheus="host:port")`` or True, else ``prometheus``
+    among OTEL_METRICS_EXPORTER, at the variables' address. The variables are checked either way."""
+    host = _prometheus_host(env.get(_env.OTEL_EXPORTER_PROMETHEUS_HOST, "").strip() or "localhost",
+                            _env.OTEL_EXPORTER_PROMETHEUS_HOST)  # fmt: skip
+    port = _first(_int_var(env, _env.OTEL_EXPORTER_PROMETHEUS_PORT, 1, 65535), PROMETHEUS_PORT)
+    if isinstance(option, str) and not isinstance(option, bool):
+        given, _, number = option.rpartition(":")
+        if not number.isdigit() or not 1 <= int(number) <= 65535:
+            raise ConfigError(f"init(prometheus={option!r}) must be True, False or 'host:port' with a port 1-65535")
+        return _prometheus_host(given.strip("[]") or "localhost", "init(prometheus=...)"), int(number)
+    wanted = _bool_arg(option, "prometheus", " or 'host:port'")
+    if wanted is None:
+        wanted = exporters is not None and "prometheus" in exporters
+    return (host, port) if wanted else None
+
+
+def _prometheus_host(host: str, source: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9.:_-]+", host):
+        raise ConfigError(f"{source} must be a host name or address such as localhost, 0.0.0.0 or ::1")
+    return host
 
 
 # OTLP targets: both signals' variables are read and checked always, whether sent or not.

@@ -15,7 +15,13 @@ OTEL_RESOURCE_ATTRIBUTES: Final = "OTEL_RESOURCE_ATTRIBUTES"
 """Extra resource attributes, ``key=value,...`` (read by the SDK's ``Resource``)."""
 
 OTEL_METRICS_EXPORTER: Final = "OTEL_METRICS_EXPORTER"
-"""Comma-separated: ``otlp``, ``console`` (llmobs's summary) or ``none``."""
+"""Comma-separated: ``otlp``, ``console`` (llmobs's summary), ``prometheus`` (a scrape endpoint) or ``none``."""
+
+OTEL_EXPORTER_PROMETHEUS_HOST: Final = "OTEL_EXPORTER_PROMETHEUS_HOST"
+"""The address the Prometheus scrape endpoint binds (default ``localhost``; ``0.0.0.0`` exposes it)."""
+
+OTEL_EXPORTER_PROMETHEUS_PORT: Final = "OTEL_EXPORTER_PROMETHEUS_PORT"
+"""The port of the Prometheus scrape endpoint (default 9464)."""
 
 OTEL_TRACES_EXPORTER: Final = "OTEL_TRACES_EXPORTER"
 """Comma-separated: ``otlp``, ``console`` or ``none`` (no span objects at all)."""

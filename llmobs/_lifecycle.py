@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from opentelemetry import metrics, trace
 
-from . import _config
+from . import _config, _env
 from ._aggregation import NOOP, Registry, Series
 from ._attributes import Attributes, AttributeValue
 from ._failsafe import guarded, logger
@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from ._collector import Collector
     from ._final_spans import OTLPSpans
     from ._periodic import PeriodicExport
+    from ._prometheus.endpoint import Endpoint
 
 
 class _Disabled:
@@ -61,6 +62,7 @@ class State:
         self.resource: Resource | None = None
         self.span_exporters: list[SpanExporter] = []
         self.collector: Collector | None = None
+        self.prometheus: Endpoint | None = None
         self.lock = threading.RLock()
         self.atexit_registered = False
         self.flushing: set[object] = set()  # pipelines with a force_flush in flight
@@ -90,6 +92,7 @@ def init(
     capture_exception_messages: bool | None = None,
     export_max_bytes: int | None = None,
     fail_open: bool | None = None,
+    prometheus: bool | str | None = None,
 ) -> None:
     """Configure llmobs from arguments, then ``OTEL_*``/``LLMOBS_*`` variables; start exporting.
 
@@ -115,6 +118,7 @@ def init(
             capture_exception_messages=capture_exception_messages,
             export_max_bytes=export_max_bytes,
             fail_open=fail_open,
+            prometheus=prometheus,
         )
     except _config.ConfigError as error:
         if not _config.wants_fail_open(fail_open, os.environ):
@@ -187,11 +191,32 @@ def _build(
         state.resource = resource = resource or _resource(settings)
         state.registry = _registry(settings, resource, metric_exporters)
         state.tracer = _tracer(settings, resource, span_exporters)
+        service = resource.attributes.get(SERVICE_NAME)
+        service = service if isinstance(service, str) else None
+        if settings.prometheus is not None:
+            state.prometheus = _prometheus(settings, settings.prometheus, resource, state.registry, service)
         if settings.gpu or settings.host:
             from ._collector import Collector
 
-            state.collector = Collector(settings, state.registry)
+            state.collector = Collector(settings, state.registry, service)
     state.generation += 1
+
+
+def _prometheus(
+    settings: _config.Settings, address: tuple[str, int], resource: Resource, registry: Recording, service: str | None
+) -> Endpoint | None:
+    """The scrape endpoint; a port this process should serve but cannot bind fails init with the fix."""
+    from ._prometheus.endpoint import Endpoint, EndpointError
+
+    if not isinstance(registry, Registry):
+        return None
+    try:
+        return Endpoint(registry, resource, address, settings.collect_interval, service)
+    except EndpointError as exc:
+        raise _config.ConfigError(
+            f"llmobs {exc}; set {_env.OTEL_EXPORTER_PROMETHEUS_PORT} (or init(prometheus='host:port')) to a free "
+            "port, or stop the process holding it"
+        ) from None
 
 
 def _resource(settings: _config.Settings) -> Resource:
@@ -302,10 +327,11 @@ def shutdown(timeout: float | None = None) -> bool:
     with state.lock:
         settings, exports, provider, collector = state.settings, state.exports, state.tracer_provider, state.collector
         span_exporters, state.span_exporters = state.span_exporters, []
+        endpoint = state.prometheus
         if settings is None:
             return True
         state.registry, state.tracer, state.exports, state.tracer_provider = DISABLED, None, [], None
-        state.settings, state.collector = None, None
+        state.settings, state.collector, state.prometheus = None, None, None
         state.generation += 1
     budget = settings.shutdown_timeout if timeout is None else timeout
     deadline = time.monotonic() + budget
@@ -315,6 +341,8 @@ def shutdown(timeout: float | None = None) -> bool:
         tasks.append(functools.partial(_stop_tracing, provider, span_exporters, deadline))
     if collector is not None:
         tasks.append(functools.partial(collector.stop, deadline))
+    if endpoint is not None:
+        tasks.append(functools.partial(endpoint.shutdown, deadline))
     finished = _run_until(tasks, deadline)
     if not finished:
         logger.warning("llmobs: shutdown gave up after %.1fs; telemetry not yet exported is lost", budget)
@@ -434,7 +462,7 @@ def _after_fork_in_child() -> None:
         return
     # The parent's exporters, span pipeline and collector are left untouched: they belong to it.
     state.settings, state.exports, state.tracer_provider = None, [], None
-    state.span_exporters, state.collector = [], None
+    state.span_exporters, state.collector, state.prometheus = [], None, None
     state.registry = Registry()
     _restart(settings, resource)
 

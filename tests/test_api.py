@@ -26,6 +26,8 @@ def test_public_names() -> None:
             "instrument_flask",
             "monitor_batch",
             "monitor_inference",
+            "prometheus_asgi_app",
+            "prometheus_wsgi_app",
             "shutdown",
         ]
     )
@@ -33,7 +35,16 @@ def test_public_names() -> None:
 
 
 def test_import_loads_no_framework_nor_collector_dependency() -> None:
-    heavy = ["fastapi", "starlette", "flask", "psutil", "pynvml", "grpc", "opentelemetry.sdk.resources"]
+    heavy = [
+        "fastapi",
+        "starlette",
+        "flask",
+        "psutil",
+        "pynvml",
+        "grpc",
+        "opentelemetry.sdk.resources",
+        "prometheus_client",
+    ]
     code = f"import sys, llmobs; print([m for m in {heavy!r} if m in sys.modules])"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
@@ -44,5 +55,6 @@ def test_the_namespace_holds_only_the_public_names() -> None:
     code = "import llmobs, json; print(json.dumps(sorted(n for n in vars(llmobs) if not n.startswith('_'))))"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     lazy = {"ASGIMiddleware", "WSGIMiddleware", "instrument_fastapi", "instrument_flask"}
+    lazy |= {"prometheus_asgi_app", "prometheus_wsgi_app"}
     public_modules = {"semconv"}
     assert set(json.loads(result.stdout)) == set(llmobs.__all__) - lazy - {"__version__"} | public_modules

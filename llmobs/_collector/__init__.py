@@ -20,11 +20,12 @@ from .sampler import Sampler, Source
 
 
 class Collector:
-    """Started by ``llmobs.init`` (unless ``gpu`` and ``host`` are both off), stopped by ``shutdown``."""
+    """Started by ``llmobs.init`` (unless ``gpu`` and ``host`` are both off), stopped by ``shutdown``;
+    ``service`` is the resource's ``service.name``, whichever way it was set."""
 
-    def __init__(self, settings: Settings, registry: SeriesSource) -> None:
+    def __init__(self, settings: Settings, registry: SeriesSource, service: str | None) -> None:
         self._interval = settings.collect_interval
-        self._lock = HostLock(settings.service_name)
+        self._lock = HostLock(service)
         self._stop = threading.Event()
         self._thread = threading.Thread(
             target=self._run, args=(settings, registry), name="llmobs-collector", daemon=True

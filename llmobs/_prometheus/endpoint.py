@@ -23,10 +23,13 @@ if TYPE_CHECKING:
 
     from .._aggregation import Registry
 
-MAX_SCRAPES = 4
-"""Scrapes answered at once; a further connection is closed at once rather than queued."""
+MAX_CONNECTIONS = 32
+"""Scrape connections served at once; a further one is closed at once rather than queued, so that
+hung scrapers cannot pile up threads."""
+MAX_RENDERS = 2
+"""Scrapes rendered at once (rendering is CPU-bound: more at once only makes each slower)."""
 READ_TIMEOUT = 10.0
-"""Seconds a scraper may take to send its request before its connection is dropped."""
+"""Seconds a scraper may take to send its request, or wait for a render, before it is dropped."""
 
 _endpoints: weakref.WeakSet[Endpoint] = weakref.WeakSet()
 
@@ -151,7 +154,8 @@ class _Server(ThreadingHTTPServer):
 
     def __init__(self, address: tuple[str, int], endpoint: Endpoint) -> None:
         self.endpoint = endpoint
-        self._slots = threading.BoundedSemaphore(MAX_SCRAPES)
+        self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+        self.renders = threading.BoundedSemaphore(MAX_RENDERS)
         super().__init__(address, _Handler)
 
     def process_request(self, request: Any, client_address: Any) -> None:
@@ -175,7 +179,13 @@ class _Handler(BaseHTTPRequestHandler):
         if self.path.split("?", 1)[0] != "/metrics":
             self._answer(404, b"not found: llmobs serves /metrics\n", "text/plain; charset=utf-8")
             return
-        answer = _scrape(self.server.endpoint, self.headers.get("Accept", ""))
+        if not self.server.renders.acquire(timeout=READ_TIMEOUT):
+            self._answer(503, b"llmobs is busy rendering other scrapes\n", "text/plain; charset=utf-8")
+            return
+        try:
+            answer = _scrape(self.server.endpoint, self.headers.get("Accept", ""))
+        finally:
+            self.server.renders.release()
         if answer is None:
             self._answer(500, b"llmobs could not render the metrics; see the server's log\n", "text/plain")
         else:
