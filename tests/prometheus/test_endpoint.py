@@ -8,9 +8,11 @@ import contextlib
 import socket
 import threading
 import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 
 import llmobs
@@ -19,6 +21,23 @@ from tests.otlp_receiver import free_port
 from tests.prometheus.server import needs_prometheus, prometheus
 
 OPENMETRICS = "application/openmetrics-text; version=1.0.0"
+
+
+@dataclass
+class Answer:
+    status_code: int
+    content_type: str
+    text: str
+
+
+def get(url: str, accept: str = "") -> Answer:
+    """A GET with only the standard library (the core suite runs without httpx)."""
+    request = urllib.request.Request(url, headers={"Accept": accept} if accept else {})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return Answer(response.status, response.headers["Content-Type"], response.read().decode())
+    except urllib.error.HTTPError as error:
+        return Answer(error.code, error.headers["Content-Type"], error.read().decode())
 
 
 @llmobs.monitor_inference(model="a", operation="chat")
@@ -60,14 +79,14 @@ def test_prometheus_reads_exact_values_from_one_process(tmp_path: Path) -> None:
 def test_the_scraper_chooses_text_or_openmetrics() -> None:
     url = start(free_port())
     predict()
-    text = httpx.get(url)
-    assert text.headers["content-type"].startswith("text/plain; version=0.0.4")
+    text = get(url)
+    assert text.content_type.startswith("text/plain; version=0.0.4")
     assert "# EOF" not in text.text and "gen_ai_server_request_duration_seconds_count{" in text.text
-    openmetrics = httpx.get(url, headers={"Accept": OPENMETRICS})
-    assert openmetrics.headers["content-type"].startswith("application/openmetrics-text")
+    openmetrics = get(url, OPENMETRICS)
+    assert openmetrics.content_type.startswith("application/openmetrics-text")
     assert openmetrics.text.endswith("# EOF\n")
     assert "# UNIT gen_ai_server_request_duration_seconds seconds" in openmetrics.text
-    assert httpx.get(url.replace("/metrics", "/other")).status_code == 404
+    assert get(url.replace("/metrics", "/other")).status_code == 404
 
 
 def test_the_mounted_apps_serve_the_same_exposition() -> None:
@@ -124,7 +143,7 @@ def test_the_variables_turn_the_endpoint_on(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("OTEL_EXPORTER_PROMETHEUS_PORT", str(port))
     llmobs.init("from-env", gpu=False, host=False)
     predict()
-    assert "llmobs_inference_token_usage_count" in httpx.get(f"http://127.0.0.1:{port}/metrics").text
+    assert "llmobs_inference_token_usage_count" in get(f"http://127.0.0.1:{port}/metrics").text
     assert _lifecycle.state.settings is not None and not _lifecycle.state.settings.summary
 
 
@@ -137,7 +156,7 @@ def test_a_hung_scraper_blocks_neither_calls_nor_other_scrapes_nor_shutdown() ->
         answers = []
 
         def scrape() -> None:
-            answers.append(httpx.get(url, timeout=10).status_code)
+            answers.append(get(url).status_code)
 
         threads = [threading.Thread(target=scrape) for _ in range(3)]
         for thread in threads:

@@ -3,6 +3,8 @@ checked against its own examples and the Collector translator's, and against eve
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from llmobs import semconv
@@ -62,3 +64,10 @@ def test_labels_are_sanitized_and_colliding_keys_joined_in_key_order() -> None:
         "n": "3",
         "f": "0.5",
     }
+
+
+def test_docs_list_every_translated_name() -> None:
+    documented = (Path(__file__).parents[2] / "docs" / "prometheus.md").read_text()
+    instruments = [v for v in vars(semconv).values() if isinstance(v, Instrument)]
+    missing = [i.name for i in [*instruments, *semconv.WINDOW_MAX.values()] if f"`{metric_name(i)}" not in documented]
+    assert not missing
