@@ -136,3 +136,20 @@ def test_a_directory_others_can_write_or_a_planted_link_is_refused(tmp_path: Pat
         Share("s", str(links))  # never followed
     assert sorted(p.name for p in elsewhere.iterdir()) == ["members"]
     assert (elsewhere / "members").read_text() == "keep"
+
+
+def test_workers_that_come_and_go_leave_one_retired_file_not_one_each(tmp_path: Path) -> None:
+    holder = Share("s", str(tmp_path))
+    for _ in range(20):
+        process, leave = start(tmp_path, 1)
+        if process.pid is not None and len(os.listdir(holder.path)) % 2:
+            os.kill(process.pid, signal.SIGKILL)
+        else:
+            leave.set()
+        process.join(10)
+        totals(holder)  # a scrape now and then folds the gone
+    assert totals(holder)[:2] == (20, 20)
+    names = sorted(os.listdir(holder.path))
+    assert [n for n in names if n.endswith(".snap")] == ["retired.snap"], names  # the holder published nothing
+    assert len((Path(holder.path) / "retired.snap").read_bytes()) < 4096
+    holder.leave()
