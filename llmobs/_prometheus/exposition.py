@@ -1,14 +1,18 @@
-"""Merged snapshots rendered for a scrape by prometheus_client's own encoders: the text format 0.0.4,
-or OpenMetrics 1.0 (with exemplars on histogram buckets) when the scraper asks for it in ``Accept``."""
+"""Merged snapshots rendered for a scrape: OpenMetrics 1.0 (with exemplars on histogram buckets) by
+prometheus_client's encoder when the scraper asks for it in ``Accept``, else the text format 0.0.4,
+written here byte for byte as prometheus_client writes it but 10x faster (docs/prometheus.md):
+its encoder re-checks and re-escapes every label of every line, 170,000 lines at 10,000 series."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import cast
 
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import Metric
 from prometheus_client.samples import Exemplar
+from prometheus_client.utils import floatToGoString
 
 from .._attributes import Attributes
 from .._version import __version__
@@ -19,11 +23,15 @@ from .snapshot import COUNTER, GAUGE, HISTOGRAM, Families, Family, HistogramValu
 SCOPE = {"otel_scope_name": "llmobs", "otel_scope_version": __version__}
 """The labels every point carries, as the compatibility specification asks of exporters."""
 KINDS = {HISTOGRAM: Kind.HISTOGRAM, COUNTER: Kind.COUNTER, GAUGE: Kind.GAUGE}
+number = cast(Callable[[float], str], floatToGoString)
+"""A value as Prometheus (Go) writes it: ``1.0``, ``+Inf``, ``6.7108864e+07``."""
 
 
 def render(families: Families, target: dict[str, str], accept: str = "") -> tuple[bytes, str]:
     """The body and its content type for one scrape."""
     encoder, content_type = choose_encoder(accept)
+    if content_type.startswith("text/plain"):
+        return text(families, target), content_type
     return encoder(_Collector(families, target)), content_type
 
 
@@ -72,7 +80,7 @@ def _histogram(
     running = 0
     for i, bucket in enumerate(counts):
         running += bucket
-        le = repr(float(bounds[i])) if i < len(bounds) else "+Inf"
+        le = number(bounds[i]) if i < len(bounds) else "+Inf"
         found = exemplars[i] if exemplars else None
         exemplar = None
         if found is not None:
@@ -80,3 +88,49 @@ def _histogram(
         metric.add_sample(f"{prom}_bucket", {**point, "le": le}, running, exemplar=exemplar)
     metric.add_sample(f"{prom}_count", point, count)
     metric.add_sample(f"{prom}_sum", point, total)
+
+
+def text(families: Families, target: dict[str, str]) -> bytes:
+    """The text format 0.0.4, as prometheus_client's ``generate_latest`` writes the same families."""
+    out = ["# HELP target_info Target metadata\n# TYPE target_info gauge\n",
+           f"target_info{{{_pairs(sorted(target.items()))}}} 1.0\n"]  # fmt: skip
+    for name, family in sorted(families.items()):
+        instrument = Instrument(name, KINDS.get(family.kind, Kind.IN_FLIGHT), family.unit, family.description)
+        prom = family_name(instrument)
+        typ = {HISTOGRAM: "histogram", COUNTER: "counter"}.get(family.kind, "gauge")
+        sample = f"{prom}_total" if typ == "counter" else prom
+        help_text = family.description.replace("\\", r"\\").replace("\n", r"\n")
+        out.append(f"# HELP {sample} {help_text}\n# TYPE {sample} {typ}\n")
+        if typ == "histogram":
+            les = [f'le="{number(b)}"' for b in family.bounds] + ['le="+Inf"']
+            for attributes, value in family.points.items():
+                assert isinstance(value, tuple)
+                _histogram_lines(out, prom, sorted({**SCOPE, **labels(attributes)}.items()), les, value)
+        else:
+            for attributes, value in family.points.items():
+                if not isinstance(value, tuple) and math.isfinite(value):
+                    pairs = _pairs(sorted({**SCOPE, **labels(attributes)}.items()))
+                    out.append(f"{sample}{{{pairs}}} {number(value)}\n")
+    return "".join(out).encode()
+
+
+def _histogram_lines(out: list[str], prom: str, pairs: list[tuple[str, str]], les: list[str],
+                     value: HistogramValue) -> None:  # fmt: skip
+    """A point's buckets (``le`` sorted among its labels, as prometheus_client sorts them), count and sum."""
+    before, after = _pairs([p for p in pairs if p[0] < "le"]), _pairs([p for p in pairs if p[0] > "le"])
+    head = f"{prom}_bucket{{{before}," if before else f"{prom}_bucket{{"
+    tail = f",{after}}} " if after else "} "
+    running = 0
+    for le, count in zip(les, value[0], strict=True):
+        running += count
+        out.append(f"{head}{le}{tail}{number(running)}\n")
+    every = _pairs(pairs)
+    out.append(f"{prom}_count{{{every}}} {number(value[2])}\n{prom}_sum{{{every}}} {number(value[1])}\n")
+
+
+def _pairs(pairs: list[tuple[str, str]]) -> str:
+    return ",".join(f'{k}="{_escape(v)}"' for k, v in pairs)
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
