@@ -25,7 +25,16 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 @overload
-def monitor_inference(fn: F) -> F: ...
+def monitor_inference(
+    fn: F,
+    *,
+    model: str | None = None,
+    operation: str = "inference",
+    provider: str = "llmobs",
+    attributes: Mapping[str, object] | None = None,
+    usage: UsageExtractor | None = None,
+    chunk_tokens: Callable[[Any], int] | None = None,
+) -> F: ...
 
 
 @overload

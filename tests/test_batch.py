@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import inspect
+import logging
+import numbers
 import time
 from typing import Any
 
 import pytest
 
 import llmobs
+from tests import shapes
 from tests.helpers import exported, one
 
 NAME = {"llmobs.batch.name": "nightly"}
@@ -114,3 +117,56 @@ def test_a_batch_held_across_contexts_finishes(otlp: Any) -> None:
     assert got == [0, 1, 2]
     assert one(receiver, "llmobs.batch.duration", NAME).count == 1
     assert one(receiver, "llmobs.batch.active", NAME).value == 0
+
+
+@pytest.mark.parametrize(("shape", "form"), shapes.CASES, ids=shapes.IDS)
+def test_every_shape_and_form_is_one_run_timed_to_its_end(otlp: Any, shape: str, form: str) -> None:
+    receiver = otlp(traces=False)
+    target = shapes.decorated(llmobs.monitor_batch("nightly"), shape, form)
+    assert shapes.truthful(target, shape)
+    assert shapes.drive(target(1)) == 1
+    duration = one(receiver, "llmobs.batch.duration", NAME)
+    assert duration.count == 1 and shapes.DELAY <= duration.sum < shapes.DELAY + 0.5
+    assert one(receiver, "llmobs.batch.active", NAME).value == 0
+
+
+def test_counts_follow_the_one_count_rule(otlp: Any, caplog: pytest.LogCaptureFixture) -> None:
+    receiver = otlp(traces=False)
+    with caplog.at_level(logging.WARNING, logger="llmobs"), llmobs.monitor_batch("nightly", total=4.0) as batch:  # type: ignore[arg-type]
+        batch.advance(2.0, tokens=Three())  # type: ignore[arg-type]
+        batch.advance(1, tokens=2**63)  # dropped whole: one absurd count never reaches a sum
+        batch.advance(True)
+    assert one(receiver, "llmobs.batch.items", {**NAME, "llmobs.batch.outcome": "success"}).value == 2
+    assert one(receiver, "llmobs.batch.tokens", NAME).value == 3
+    assert one(receiver, "llmobs.batch.progress", NAME).value == pytest.approx(0.5)
+    assert len([r for r in caplog.records if "count" in r.getMessage()]) == 2
+    with pytest.raises(llmobs.ConfigError, match="total"):
+        llmobs.monitor_batch("x", total=2.5)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("capture", [False, True], ids=["type-only", "messages"])
+def test_a_failed_run_exports_the_exception_type_and_the_message_only_on_request(otlp: Any, capture: bool) -> None:
+    receiver = otlp(traces=True, capture_exception_messages=capture)
+
+    class Unprintable(Exception):
+        def __str__(self) -> str:
+            raise RuntimeError("no")
+
+    for error in (OSError("/data/customer-7"), Unprintable()):
+        with pytest.raises(type(error)), llmobs.monitor_batch("nightly"):
+            raise error
+    assert llmobs.force_flush()
+    spans = receiver.wait_for(lambda r: len(r.spans()) == 2 and r.spans())
+    for span in spans:
+        [(name, attributes)] = span.events
+        assert span.status_code == "STATUS_CODE_ERROR" and name == "exception"
+        assert attributes["exception.type"] == span.attributes["error.type"]
+        assert ("exception.message" in attributes) is capture
+
+
+@numbers.Integral.register
+class Three:
+    """A numpy-style integer: an Integral that is not an int (numpy is not installed here)."""
+
+    def __int__(self) -> int:
+        return 3

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import enum
 import inspect
 import logging
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -15,6 +18,7 @@ from opentelemetry.sdk.trace import TracerProvider
 
 import llmobs
 from llmobs import _failsafe, _lifecycle
+from tests import shapes
 from tests.helpers import BASE, exported, one
 
 
@@ -49,7 +53,7 @@ def test_wrapper_is_transparent() -> None:
     wrapped = llmobs.monitor_inference(predict)
     assert wrapped("hi") == "HI"
     assert inspect.signature(wrapped) == inspect.signature(predict)
-    assert wrapped.__name__ == "predict" and wrapped.__doc__ == "Docs." and wrapped.__wrapped__ is predict
+    assert wrapped.__name__ == "predict" and wrapped.__doc__ == "Docs." and vars(wrapped)["__wrapped__"] is predict
     assert not inspect.iscoroutinefunction(wrapped) and not inspect.isgeneratorfunction(wrapped)
     error = Boom("x")
 
@@ -121,10 +125,8 @@ def test_errors_carry_error_type(otlp: Any) -> None:
             raise QuotaExceeded(kind)
 
     for kind in ["value", "value", "quota", "ok"]:
-        try:
+        with contextlib.suppress(ValueError, QuotaExceeded):
             predict(kind)
-        except Exception:
-            pass
     assert one(receiver, "gen_ai.server.request.duration", {**BASE, "error.type": "ValueError"}).count == 2
     quota = f"{__name__}.test_errors_carry_error_type.<locals>.QuotaExceeded"
     assert one(receiver, "gen_ai.server.request.duration", {**BASE, "error.type": quota}).count == 1
@@ -215,7 +217,7 @@ def test_bad_token_counts_are_dropped_with_one_warning(otlp: Any, caplog: pytest
 def test_broken_usage_extractor_never_reaches_caller(otlp: Any) -> None:
     receiver = otlp(traces=False)
 
-    @llmobs.monitor_inference(model="m", operation="chat", usage=lambda r: 1 / 0)
+    @llmobs.monitor_inference(model="m", operation="chat", usage=lambda r: (1 // 0, None))
     def predict() -> str:
         return "ok"
 
@@ -388,7 +390,11 @@ def test_current_inference_outside_a_call_records_nothing_and_warns_once(caplog:
 
 
 def test_the_public_handle_offers_only_its_three_methods() -> None:
-    assert {n for n in dir(llmobs.Inference) if not n.startswith("_")} == {"record_tokens", "set_model", "set_attribute"}
+    assert {n for n in dir(llmobs.Inference) if not n.startswith("_")} == {
+        "record_tokens",
+        "set_model",
+        "set_attribute",
+    }
 
 
 def test_calls_before_init_are_exported_after_it(receiver: Any, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -422,11 +428,11 @@ def test_recording_after_shutdown_is_a_silent_noop(otlp: Any) -> None:
 
 def test_decorator_arguments_are_checked_at_decoration() -> None:
     with pytest.raises(llmobs.ConfigError, match="model"):
-        llmobs.monitor_inference(model=3)  # type: ignore[arg-type]
+        llmobs.monitor_inference(model=3)  # type: ignore[call-overload]
     with pytest.raises(llmobs.ConfigError, match="usage"):
-        llmobs.monitor_inference(usage="prompt_tokens")  # type: ignore[arg-type]
+        llmobs.monitor_inference(usage="prompt_tokens")  # type: ignore[call-overload]
     with pytest.raises(llmobs.ConfigError, match="operation"):
-        llmobs.monitor_inference(operation=None)  # type: ignore[arg-type]
+        llmobs.monitor_inference(operation=None)  # type: ignore[call-overload]
 
 
 def test_warnings_stay_bounded_with_user_chosen_keys(otlp: Any, caplog: pytest.LogCaptureFixture) -> None:
@@ -434,7 +440,7 @@ def test_warnings_stay_bounded_with_user_chosen_keys(otlp: Any, caplog: pytest.L
 
     @llmobs.monitor_inference(model="m", operation="chat")
     def predict(i: int) -> None:
-        llmobs.current_inference().set_attribute(f"key{i}", [i])
+        llmobs.current_inference().set_attribute(f"key{i}", [i])  # type: ignore[arg-type]
 
     with caplog.at_level(logging.WARNING, logger="llmobs"):
         for i in range(_failsafe.MAX_REPORTED + 500):
@@ -522,3 +528,135 @@ def test_logging_handlers_may_record_telemetry(otlp: Any) -> None:
         logging.getLogger("llmobs").removeHandler(handler)
     assert handled
     assert sum(p.count for p in exported(receiver, "gen_ai.server.request.duration")) == 2 + len(handled)
+
+
+@pytest.mark.parametrize(("shape", "form"), shapes.CASES, ids=shapes.IDS)
+def test_every_shape_and_form_is_timed_to_its_end_and_stays_truthful(otlp: Any, shape: str, form: str) -> None:
+    receiver = otlp(traces=False)
+    target = shapes.decorated(llmobs.monitor_inference(model="m", operation="chat"), shape, form)
+    assert shapes.truthful(target, shape)
+    assert shapes.drive(target(1)) == 1
+    duration = one(receiver, "gen_ai.server.request.duration", BASE)
+    assert duration.count == 1 and shapes.DELAY <= duration.sum < shapes.DELAY + 0.5
+
+
+def test_a_function_returning_a_stream_is_flagged_once(otlp: Any, caplog: pytest.LogCaptureFixture) -> None:
+    otlp(traces=False)
+
+    class StreamingResponse:
+        def __init__(self, body: Iterator[str]) -> None:
+            self.body_iterator = body
+
+    def tokens() -> Iterator[str]:
+        yield "t"
+
+    @llmobs.monitor_inference(model="m", operation="chat")
+    def returns_generator() -> Iterator[str]:
+        return tokens()
+
+    @llmobs.monitor_inference(model="m", operation="stream")
+    def returns_response() -> StreamingResponse:
+        return StreamingResponse(tokens())
+
+    with caplog.at_level(logging.WARNING, logger="llmobs"):
+        for _ in range(3):
+            assert list(returns_generator()) == ["t"]
+            assert list(returns_response().body_iterator) == ["t"]
+    flagged = [r.getMessage() for r in caplog.records if "returned a generator or streaming response" in r.getMessage()]
+    assert len(flagged) == 2 and "'chat m'" in flagged[0] and "'stream m'" in flagged[1]
+
+
+def test_nan_and_other_unstable_attribute_values_do_not_open_series(
+    otlp: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    receiver = otlp(traces=False, max_series=10)
+
+    class Tier(enum.IntEnum):
+        GOLD = 1
+
+    @llmobs.monitor_inference(model="m", operation="chat")
+    def predict(value: Any) -> None:
+        llmobs.current_inference().set_attribute("x", value)
+
+    with caplog.at_level(logging.WARNING, logger="llmobs"):
+        for _ in range(50):
+            predict(float("nan"))
+            predict(Tier.GOLD)
+    assert len([r for r in caplog.records if "got NaN" in r.getMessage()]) == 1
+    points = exported(receiver, "gen_ai.server.request.duration")
+    assert {p.attributes.get("x", "dropped"): p.count for p in points} == {1: 50, "dropped": 50}
+    assert not [p for p in points if "otel.metric.overflow" in p.attributes]
+
+
+def test_only_series_that_record_count_against_the_cap(otlp: Any) -> None:
+    receiver = otlp(traces=False, max_series=3)
+
+    @llmobs.monitor_inference(model="a", operation="chat")
+    def a() -> None:
+        pass
+
+    @llmobs.monitor_inference(model="b", operation="chat")
+    def b() -> None:
+        pass
+
+    @llmobs.monitor_inference(model="c", operation="chat")
+    def c() -> Iterator[int]:
+        yield 1
+
+    a(), b(), list(c())
+    ttft = exported(receiver, "gen_ai.server.time_to_first_token")
+    assert [p.attributes for p in ttft] == [{**BASE, "gen_ai.request.model": "c"}]
+    assert len(exported(receiver, "gen_ai.server.request.duration")) == 3
+    outputs = exported(receiver, "llmobs.inference.token.usage")
+    assert [p.attributes["gen_ai.request.model"] for p in outputs] == ["c"]  # a and b counted no tokens
+
+
+def test_calls_past_the_cap_share_the_overflow_series_exactly(otlp: Any) -> None:
+    receiver = otlp(traces=False, max_series=4)
+
+    @llmobs.monitor_inference(model="m", operation="chat")
+    def predict(tenant: int, fail: bool) -> None:
+        llmobs.current_inference().set_attribute("tenant", tenant)
+        llmobs.current_inference().record_tokens(output=2)
+        if fail:
+            raise ValueError
+
+    for tenant in range(100):
+        with contextlib.suppress(ValueError):
+            predict(tenant, tenant % 10 == 0)
+    points = exported(receiver, "gen_ai.server.request.duration")
+    assert sum(p.count for p in points) == 100 and len(points) <= 4
+    overflow = [p for p in points if p.attributes == {"otel.metric.overflow": True}]
+    assert len(overflow) == 1 and overflow[0].count >= 90
+    outputs = exported(receiver, "llmobs.inference.token.usage")
+    assert sum(p.sum for p in outputs) == 200
+
+
+@pytest.mark.parametrize("capture", [False, True], ids=["type-only", "messages"])
+def test_a_failed_call_exports_the_exception_type_and_the_message_only_on_request(otlp: Any, capture: bool) -> None:
+    receiver = otlp(traces=True, capture_exception_messages=capture)
+
+    class Unprintable(Exception):
+        def __str__(self) -> str:
+            raise RuntimeError("no")
+
+    @llmobs.monitor_inference(model="m", operation="chat")
+    def predict(error: Exception) -> None:
+        raise error
+
+    for error in (KeyError("the prompt"), Unprintable()):
+        with pytest.raises(type(error)):
+            predict(error)
+    assert llmobs.force_flush()
+    spans = receiver.wait_for(lambda r: len(r.spans()) == 2 and r.spans())
+    events = {s.attributes["error.type"]: (s.status_code, s.events) for s in spans}
+    unprintable = f"{__name__}.{Unprintable.__qualname__}"
+    assert set(events) == {"KeyError", unprintable}
+    for kind, (status, recorded) in events.items():
+        assert status == "STATUS_CODE_ERROR"
+        [(name, attributes)] = recorded
+        assert name == "exception" and attributes["exception.type"] == kind
+        assert ("exception.message" in attributes) is capture
+    if capture:
+        assert events["KeyError"][1][0][1]["exception.message"] == "'the prompt'"
+        assert "could not be read" in events[unprintable][1][0][1]["exception.message"]

@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import gc
 import inspect
+import numbers
 import time
-from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator
+from typing import Any, cast
 
 import pytest
 from opentelemetry import trace
@@ -20,7 +21,7 @@ OUTPUT = {**BASE, "gen_ai.token.type": "output"}
 
 
 @llmobs.monitor_inference(model="m", operation="chat")
-def tokens(n: int, first: float = 0.0, each: float = 0.0, fail_at: int = -1) -> Iterator[str]:
+def tokens(n: int, first: float = 0.0, each: float = 0.0, fail_at: int = -1) -> Generator[str, None, None]:
     time.sleep(first)
     for i in range(n):
         if i == fail_at:
@@ -31,7 +32,7 @@ def tokens(n: int, first: float = 0.0, each: float = 0.0, fail_at: int = -1) -> 
 
 
 @llmobs.monitor_inference(model="m", operation="chat")
-async def atokens(n: int, first: float = 0.0, each: float = 0.0) -> AsyncIterator[str]:
+async def atokens(n: int, first: float = 0.0, each: float = 0.0) -> AsyncGenerator[str, None]:
     await asyncio.sleep(first)
     for i in range(n):
         if i:
@@ -151,7 +152,7 @@ def test_send_throw_and_return_value_pass_through(otlp: Any) -> None:
     otlp(traces=False)
 
     @llmobs.monitor_inference(model="m", operation="chat")
-    def echo() -> Iterator[Any]:
+    def echo() -> Generator[Any, Any, str]:
         received = yield "ready"
         while True:
             try:
@@ -231,3 +232,39 @@ def test_tpot_counts_the_tokens_after_the_first_chunk(otlp: Any) -> None:
     assert len(list(chunks())) == 2
     tpot = one(receiver, "gen_ai.server.time_per_output_token", BASE)
     assert 0.01 <= tpot.sum < 0.013  # 100 ms for the 10 tokens after the first chunk
+
+
+@numbers.Integral.register
+class Three:
+    """A numpy-style integer: an Integral that is not an int (numpy is not installed here)."""
+
+    def __int__(self) -> int:
+        return 3
+
+
+@pytest.mark.parametrize("count", [3.0, Three()], ids=["float", "integral"])
+def test_chunk_tokens_follow_the_one_count_rule(otlp: Any, count: Any) -> None:
+    receiver = otlp(traces=False)
+
+    @llmobs.monitor_inference(model="m", operation="chat", chunk_tokens=lambda chunk: cast(int, count))
+    def chunks() -> Iterator[str]:
+        yield "a"
+        yield "b"
+
+    assert list(chunks()) == ["a", "b"]
+    assert one(receiver, "llmobs.inference.token.usage", OUTPUT).sum == 6
+
+
+def test_async_chunk_tokens_follow_the_one_count_rule(otlp: Any) -> None:
+    receiver = otlp(traces=False)
+
+    @llmobs.monitor_inference(model="m", operation="chat", chunk_tokens=lambda chunk: cast(int, Three()))
+    async def chunks() -> AsyncIterator[str]:
+        yield "a"
+        yield "b"
+
+    async def main() -> list[str]:
+        return [chunk async for chunk in chunks()]
+
+    assert asyncio.run(main()) == ["a", "b"]
+    assert one(receiver, "llmobs.inference.token.usage", OUTPUT).sum == 6
