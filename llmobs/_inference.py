@@ -16,7 +16,7 @@ from . import _lifecycle
 from ._call import NO_USAGE, SPAN_CONTEXT, Site, UsageExtractor
 from ._config import ConfigError
 from ._failsafe import internal_error
-from ._handle import Call, Entry, call_of, current, enter, untouched
+from ._handle import Call, Entry, call_of, current, enter, entry_of, leave, untouched
 from ._shape import Shape, wrap
 from ._streams import wrap_async_generator, wrap_generator
 from .semconv import CANCELLED
@@ -91,11 +91,11 @@ def _name_of(target: Any) -> str:
     return str(getattr(target, "__qualname__", type(target).__qualname__))
 
 
-# Both wrappers below have one structure. The +1 in flight is the first call inside the ``try``,
-# and the ``finally`` restores the current call and span by value and takes the -1, each step in
-# its own nested ``finally``: an exception a signal handler raises at any point (it runs after a C
-# call, never inside one) reaches the caller, and leaves nothing counted or current.
-# Metrics-only calls keep a placeholder ``[start]`` instead of a ``Call`` and record inline.
+# Both wrappers below have one structure. The +1 in flight is the first call inside the ``try``;
+# the ``finally`` resets the current call (by value if its token was never kept), takes the -1 and
+# restores the span, each step in its own nested ``finally``: an exception a signal handler raises
+# at any point (it runs after a C call, never inside one) reaches the caller and leaves nothing
+# counted or current. Metrics-only calls keep a placeholder instead of a ``Call`` and record inline.
 
 
 def _wrap_function(fn: Callable[..., Any], site: Site) -> Callable[..., Any]:
@@ -104,27 +104,31 @@ def _wrap_function(fn: Callable[..., Any], site: Site) -> Callable[..., Any]:
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         outer = current()
-        call: Entry
+        entry: Entry
         if site.generation == state.generation and site.tracer is None:
-            call = [perf_counter()]
+            entry = [perf_counter()]
             context = outer_context = None
         else:
             call = site.begin() or Call(perf_counter())
-            context = call.context
+            entry, context = entry_of(call), call.context
             outer_context = None if context is None else SPAN_CONTEXT.get()
         up, down = site.steps
+        token = None
         try:
             up()
-            enter(call)
+            token = enter(entry)
             if context is not None:
                 SPAN_CONTEXT.set(context)
             result = fn(*args, **kwargs)
         except BaseException as exc:
-            site.end(call_of(call), exc)
+            site.end(call_of(entry), exc)
             raise
         finally:
             try:
-                enter(outer)
+                if token is None:  # a signal came between setting the entry and keeping its token
+                    enter(outer)
+                else:
+                    leave(token)
             finally:
                 try:
                     down()
@@ -132,10 +136,10 @@ def _wrap_function(fn: Callable[..., Any], site: Site) -> Callable[..., Any]:
                     if outer_context is not None:
                         SPAN_CONTEXT.set(outer_context)
         try:
-            if untouched(call) and site.usage is None and type(result) in NO_USAGE:
-                site.bound.duration.record(perf_counter() - call[0])  # type: ignore[index]
+            if untouched(entry) and site.usage is None and type(result) in NO_USAGE:
+                site.bound.duration.record(perf_counter() - entry[0])
             else:
-                site.end(call_of(call), None, result)
+                site.end(call_of(entry), None, result)
         except Exception:  # noqa: BLE001 - the measured hot path; internal_error re-raises signals
             internal_error("inference end")
         return result
@@ -149,30 +153,34 @@ def _wrap_coroutine(fn: Callable[..., Any], site: Site) -> Callable[..., Any]:
     @functools.wraps(fn)
     async def wrapper(*args: Any, **kwargs: Any) -> Any:
         outer = current()
-        call: Entry
+        entry: Entry
         if site.generation == state.generation and site.tracer is None:
-            call = [perf_counter()]
+            entry = [perf_counter()]
             context = outer_context = None
         else:
             call = site.begin() or Call(perf_counter())
-            context = call.context
+            entry, context = entry_of(call), call.context
             outer_context = None if context is None else SPAN_CONTEXT.get()
         up, down = site.steps
+        token = None
         try:
             up()
-            enter(call)
+            token = enter(entry)
             if context is not None:
                 SPAN_CONTEXT.set(context)
             result = await fn(*args, **kwargs)
         except asyncio.CancelledError:
-            site.end(call_of(call), CANCELLED)
+            site.end(call_of(entry), CANCELLED)
             raise
         except BaseException as exc:
-            site.end(call_of(call), exc)
+            site.end(call_of(entry), exc)
             raise
         finally:
             try:
-                enter(outer)
+                if token is None:  # a signal came between setting the entry and keeping its token
+                    enter(outer)
+                else:
+                    leave(token)
             finally:
                 try:
                     down()
@@ -180,10 +188,10 @@ def _wrap_coroutine(fn: Callable[..., Any], site: Site) -> Callable[..., Any]:
                     if outer_context is not None:
                         SPAN_CONTEXT.set(outer_context)
         try:
-            if untouched(call) and site.usage is None and type(result) in NO_USAGE:
-                site.bound.duration.record(perf_counter() - call[0])  # type: ignore[index]
+            if untouched(entry) and site.usage is None and type(result) in NO_USAGE:
+                site.bound.duration.record(perf_counter() - entry[0])
             else:
-                site.end(call_of(call), None, result)
+                site.end(call_of(entry), None, result)
         except Exception:  # noqa: BLE001 - the measured hot path; internal_error re-raises signals
             internal_error("inference end")
         return result

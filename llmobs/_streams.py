@@ -19,7 +19,7 @@ from opentelemetry.context import Context
 from ._attributes import as_count
 from ._call import SPAN_CONTEXT, Site
 from ._failsafe import internal_error
-from ._handle import Call, Entry, current, enter, leave
+from ._handle import Call, Entry, current, enter, entry_of, leave
 from .semconv import CANCELLED, CLIENT_CLOSED
 
 
@@ -56,7 +56,7 @@ def wrap_generator(fn: Callable[..., Generator[Any, Any, Any]], site: Site) -> C
     def wrapper(*args: Any, **kwargs: Any) -> Generator[Any, Any, Any]:
         outer = current()
         call = site.begin() or Call(perf_counter())
-        context = call.context
+        entry, context = entry_of(call), call.context
         outer_context = None if context is None else SPAN_CONTEXT.get()
         up, down = site.steps
         first: float | None = None
@@ -68,7 +68,7 @@ def wrap_generator(fn: Callable[..., Generator[Any, Any, Any]], site: Site) -> C
             send = resume = gen.send
             value: Any = None
             while True:
-                token = enter(call)
+                token = enter(entry)
                 try:
                     chunk = resume(value) if context is None else _in_span(resume, value, context)
                 except StopIteration as stop:
@@ -94,7 +94,7 @@ def wrap_generator(fn: Callable[..., Generator[Any, Any, Any]], site: Site) -> C
             raise
         finally:
             try:
-                _repair(call, outer, context, outer_context)
+                _repair(entry, outer, context, outer_context)
             finally:
                 try:
                     down()
@@ -111,7 +111,7 @@ def wrap_async_generator(fn: Callable[..., AsyncGenerator[Any, Any]], site: Site
     async def wrapper(*args: Any, **kwargs: Any) -> AsyncGenerator[Any, Any]:
         outer = current()
         call = site.begin() or Call(perf_counter())
-        context = call.context
+        entry, context = entry_of(call), call.context
         outer_context = None if context is None else SPAN_CONTEXT.get()
         up, down = site.steps
         first: float | None = None
@@ -123,7 +123,7 @@ def wrap_async_generator(fn: Callable[..., AsyncGenerator[Any, Any]], site: Site
             send = resume = gen.asend
             value: Any = None
             while True:
-                token = enter(call)
+                token = enter(entry)
                 try:
                     chunk = await (resume(value) if context is None else _in_span_async(resume(value), context))
                 except StopAsyncIteration:
@@ -152,7 +152,7 @@ def wrap_async_generator(fn: Callable[..., AsyncGenerator[Any, Any]], site: Site
             raise
         finally:
             try:
-                _repair(call, outer, context, outer_context)
+                _repair(entry, outer, context, outer_context)
             finally:
                 try:
                     down()
@@ -162,10 +162,10 @@ def wrap_async_generator(fn: Callable[..., AsyncGenerator[Any, Any]], site: Site
     return wrapper
 
 
-def _repair(call: Call, outer: Entry | None, context: Context | None, outer_context: Context | None) -> None:
+def _repair(entry: Entry, outer: Entry | None, context: Context | None, outer_context: Context | None) -> None:
     """Restore what a signal handler's exception left current: it may come between setting the call
     or the span and the ``try`` that resets it."""
-    if current() is call:
+    if current() is entry:
         enter(outer)
     if context is not None and outer_context is not None and SPAN_CONTEXT.get() is context:
         SPAN_CONTEXT.set(outer_context)
