@@ -71,6 +71,8 @@ def merge(base: Attributes, extra: Mapping[str, AttributeValue]) -> Attributes:
 def as_count(value: object, what: str) -> int | None:
     """``value`` as a count of ``what`` (tokens, items): an integer, or a float or numpy-style integer
     of integral value, from 0 to below 2**53. Anything else is None, with one warning per ``what``."""
+    if type(value) is int and 0 <= value < MAX_COUNT:  # the common case, before the slower ABC check
+        return value
     if isinstance(value, Integral) and not isinstance(value, bool):
         number = int(value)
         if 0 <= number < MAX_COUNT:

@@ -88,6 +88,7 @@ class Site:
     ) -> None:
         self.base = freeze({**attributes, names.MODEL: model, names.OPERATION: operation, names.PROVIDER: provider})
         self.span_name = f"{operation} {model}"
+        self._cap_warning = f"cap:site:{self.span_name}"
         self.usage = usage
         self.chunk_tokens = chunk_tokens
         self.generation = -1
@@ -100,6 +101,7 @@ class Site:
         self._registry = registry
         self.bound = CallSeries(registry, self.base)
         self._overflow = CallSeries(registry, None)
+        self._full = False
         self._by_attributes: dict[Attributes, CallSeries] = {self.base: self.bound}
         self._endings: dict[tuple[Attributes, str, str], Series] = {}
         self.tracer = state.tracer
@@ -189,7 +191,14 @@ class Site:
 
     def _series_of(self, extra: Mapping[str, Any]) -> tuple[Attributes, CallSeries]:
         attrs = merge(self.base, extra)
-        return attrs, capped(self._by_attributes, attrs, self._new_bundle, self._limit(), self._overflowed)
+        found = self._by_attributes.get(attrs)
+        if found is None:  # a new set, or one past the cap: then as cheap as a known one
+            found = (
+                self._overflow
+                if self._full
+                else capped(self._by_attributes, attrs, self._new_bundle, self._limit(), self._overflowed)
+            )
+        return attrs, found
 
     def _new_bundle(self, attrs: Attributes) -> CallSeries:
         return CallSeries(self._registry, attrs)
@@ -209,9 +218,10 @@ class Site:
 
     def _overflowed(self) -> CallSeries:
         """Past ``max_series`` attribute sets of its own, a site records into the overflow series."""
+        self._full = len(self._by_attributes) >= self._limit()
         if self._registry.max_series:
             warn_once(
-                f"cap:site:{self.span_name}",
+                self._cap_warning,
                 "llmobs: %r reached %d attribute sets; further ones are counted in one series marked "
                 "otel.metric.overflow=true (raise LLMOBS_MAX_SERIES or record fewer distinct values)",
                 self.span_name,
