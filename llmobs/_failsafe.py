@@ -70,7 +70,10 @@ def _handler_codes() -> set[CodeType]:
         except (OSError, ValueError):
             continue
         target = getattr(handler, "func", handler)  # functools.partial
-        code = getattr(getattr(target, "__func__", target), "__code__", None)  # bound methods too
+        target = getattr(target, "__func__", target)  # bound methods
+        code = getattr(target, "__code__", None)
+        if code is None and callable(target):  # an object with __call__
+            code = getattr(type(target).__call__, "__code__", None)
         if isinstance(code, CodeType):
             codes.add(code)
     return codes

@@ -11,6 +11,7 @@ import pytest
 
 import llmobs
 from llmobs import _failsafe
+from llmobs._config import Protocol
 from tests.otlp_receiver import OTLPReceiver
 
 
@@ -36,7 +37,7 @@ def receiver() -> Iterator[OTLPReceiver]:
 def otlp(receiver: OTLPReceiver) -> Iterator[Callable[..., OTLPReceiver]]:
     """Start llmobs exporting to the receiver over gRPC (or HTTP): ``otlp(protocol="http/protobuf")``."""
 
-    def start(protocol: str = "grpc", **options: Any) -> OTLPReceiver:
+    def start(protocol: Protocol = "grpc", **options: Any) -> OTLPReceiver:
         endpoint = receiver.grpc_endpoint if protocol == "grpc" else receiver.http_endpoint
         options.setdefault("export_interval", 3600)
         llmobs.init(service_name="test", endpoint=endpoint, protocol=protocol, **options)

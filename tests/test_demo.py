@@ -31,8 +31,7 @@ def test_demo_prints_the_summary_and_exports(receiver: OTLPReceiver) -> None:
     ]
     assert durations and durations[-1].resource["service.name"] == "llmobs-demo"
     exported_calls = sum(
-        p.count or 0
-        for p in receiver.latest("gen_ai.server.request.duration", {"gen_ai.request.model": "demo-llm-8b"})
+        p.count or 0 for p in receiver.latest("gen_ai.server.request.duration", {"gen_ai.request.model": "demo-llm-8b"})
     )
     assert exported_calls == sum(int(row[1]) for row in rows)  # the summary and OTLP agree
     assert receiver.spans(), "with an endpoint, the demo's calls are traced too"

@@ -62,6 +62,30 @@ def test_an_exception_raised_by_a_signal_handler_inside_a_guard_reaches_the_appl
         bookkeeping()
 
 
+class Watchdog:
+    """A signal handler that is an object, as some servers install."""
+
+    def __call__(self, signum: int, frame: FrameType | None) -> None:
+        raise Deadline
+
+
+def test_a_handler_object_or_bound_method_is_recognised_too() -> None:
+    previous = signal.signal(signal.SIGALRM, Watchdog())
+    try:
+
+        @guarded
+        def bookkeeping() -> None:
+            while True:
+                time.sleep(0.001)
+
+        signal.setitimer(signal.ITIMER_REAL, 0.01)
+        with pytest.raises(Deadline):
+            bookkeeping()
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 def test_internal_error_re_raises_only_what_came_from_a_signal_handler(alarm: None) -> None:
     caught = []
     for _ in range(2):
