@@ -51,10 +51,14 @@ class _Noop:
 NOOP: Series = _Noop()
 
 
+Exemplar = tuple[float, int, int, int]
+"""value, trace id, span id, time (ns) of one traced record."""
+
+
 class HistogramSeries:
     """Explicit-bucket histogram; bucket ``i`` counts values in ``(bounds[i-1], bounds[i]]``."""
 
-    __slots__ = ("_name", "_lock", "_bounds", "counts", "sum", "min", "max", "start_ns")
+    __slots__ = ("_name", "_lock", "_bounds", "counts", "sum", "min", "max", "start_ns", "exemplars")
 
     def __init__(self, name: str, lock: threading.RLock, bounds: tuple[float, ...]) -> None:
         self._name = name
@@ -65,6 +69,7 @@ class HistogramSeries:
         self.min = float("inf")
         self.max = float("-inf")
         self.start_ns = time.time_ns()
+        self.exemplars: list[Exemplar | None] | None = None
 
     def record(self, value: float) -> None:
         index = bisect_left(self._bounds, value)
@@ -82,6 +87,15 @@ class HistogramSeries:
                     self.max = value
                 return
         _dropped(self._name, value)
+
+    def exemplar(self, value: float, trace_id: int, span_id: int) -> None:
+        """Keep ``value`` with the trace that recorded it as its bucket's exemplar (the latest per
+        bucket), so that a latency spike links to its trace. Only traced calls pay for it."""
+        index = bisect_left(self._bounds, value)
+        with self._lock:
+            if self.exemplars is None:
+                self.exemplars = [None] * len(self.counts)
+            self.exemplars[index] = (value, trace_id, span_id, time.time_ns())
 
 
 class SumSeries:
@@ -238,6 +252,7 @@ class HistogramSnapshot:
     min: float | None
     max: float | None
     start_ns: int
+    exemplars: tuple[Exemplar | None, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -352,6 +367,7 @@ def _snapshot(series: LocalSeries) -> Snapshot:
             None if empty else series.min,
             None if empty else series.max,
             series.start_ns,
+            () if series.exemplars is None else tuple(series.exemplars),
         )
     assert series.value is not None
     return ValueSnapshot(series.value, series.start_ns)

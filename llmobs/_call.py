@@ -17,11 +17,11 @@ from typing import Any
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.context import Context
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import Span, SpanKind
 
 from . import _lifecycle
 from . import semconv as names
-from ._aggregation import Bundle, Series, capped, steps
+from ._aggregation import Bundle, HistogramSeries, Series, capped, steps
 from ._attributes import Attributes, freeze, merge
 from ._failsafe import guarded, warn_once
 from ._handle import Call, Inference
@@ -172,10 +172,15 @@ class Site:
         attrs, series = (self.base, self.bound) if call.attributes is None else self._series_of(call.attributes)
         if outcome is None:
             series.duration.record(duration)
+            recorded = series.duration  # bound now, also if it was not before
         elif isinstance(outcome, BaseException):
-            self._ending(attrs, names.ERROR_TYPE, error_type(outcome)).record(duration)
+            recorded = self._ending(attrs, names.ERROR_TYPE, error_type(outcome))
+            recorded.record(duration)
         else:
-            self._ending(attrs, names.END_REASON, outcome).record(duration)
+            recorded = self._ending(attrs, names.END_REASON, outcome)
+            recorded.record(duration)
+        if call.span is not None and isinstance(recorded, HistogramSeries):
+            _exemplar(recorded, duration, call.span)
         output = call.output_tokens if call.output_tokens is not None else chunks
         if call.input_tokens is not None:
             series.input.record(call.input_tokens)
@@ -259,6 +264,13 @@ class Site:
         elif outcome is not None:
             span.set_attribute(names.END_REASON, outcome)
         span.end()
+
+
+def _exemplar(series: HistogramSeries, duration: float, span: Span) -> None:
+    """The call's duration as its bucket's exemplar, linked to its span (sampled spans only)."""
+    context = span.get_span_context()
+    if context.trace_flags.sampled:
+        series.exemplar(duration, context.trace_id, context.span_id)
 
 
 def _usage_count(usage: Any, *keys: str) -> Any:

@@ -11,6 +11,7 @@ import math
 import time
 from typing import TYPE_CHECKING
 
+from opentelemetry.sdk.metrics import Exemplar as OTelExemplar
 from opentelemetry.sdk.metrics.export import (
     AggregationTemporality,
     Gauge,
@@ -25,7 +26,7 @@ from opentelemetry.sdk.metrics.export import (
 )
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
-from ._aggregation import Collected, HistogramSnapshot, Snapshot, ValueSnapshot
+from ._aggregation import Collected, Exemplar, HistogramSnapshot, Snapshot, ValueSnapshot
 from ._attributes import Attributes
 from ._failsafe import guarded, warn_once
 from ._version import __version__
@@ -123,7 +124,8 @@ class Points:
         if not all(c in UINT64 for c in (count, *counts)) or any(_double(v) is None for v in numbers if v is not None):
             _dropped(instrument, f"count {count}, sum {total}")
             return None
-        return HistogramDataPoint(dict(attributes), start, now, count, total, counts, instrument.buckets, lo, hi)  # type: ignore[arg-type]
+        exemplars, bounds = _exemplars(snap.exemplars, start), instrument.buckets
+        return HistogramDataPoint(dict(attributes), start, now, count, total, counts, bounds, lo, hi, exemplars)  # type: ignore[arg-type]
 
     def _value_point(
         self, instrument: Instrument, attributes: Attributes, snap: Snapshot, now: int, delta: bool
@@ -198,3 +200,13 @@ def _text(value: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+def _exemplars(found: tuple[Exemplar | None, ...], since: int) -> list[OTelExemplar]:
+    """The buckets' latest traced values recorded within the point's window (a delta point does not
+    repeat the previous window's)."""
+    return [
+        OTelExemplar({}, value, when, span_id, trace_id)
+        for value, trace_id, span_id, when in (e for e in found if e is not None)
+        if when >= since
+    ]

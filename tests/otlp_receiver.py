@@ -78,6 +78,8 @@ class MetricPoint:
     start_time_unix_nano: int
     time_unix_nano: int
     transport: Transport
+    exemplars: tuple[tuple[float, str, str], ...] = ()
+    """(value, trace id, span id) in hex, as the spans carry them."""
 
 
 @dataclass(frozen=True)
@@ -150,6 +152,9 @@ def _points(rec: Received) -> list[MetricPoint]:
                         start_time_unix_nano=dp.start_time_unix_nano,
                         time_unix_nano=dp.time_unix_nano,
                         transport=rec.transport,
+                        exemplars=tuple(
+                            (getattr(e, e.WhichOneof("value")), e.trace_id.hex(), e.span_id.hex()) for e in dp.exemplars
+                        ),
                     )
                     for dp in data.data_points
                 ]

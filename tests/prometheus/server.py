@@ -59,6 +59,15 @@ class Prometheus:
             value = self.value(promql)
         return value
 
+    def exemplars(self, promql: str) -> list[dict[str, Any]]:
+        """The exemplars stored for ``promql`` over the last 10 minutes (needs exemplar storage on)."""
+        now = time.time()
+        query = urllib.parse.urlencode({"query": promql, "start": now - 600, "end": now})
+        with urllib.request.urlopen(f"{self.url}/api/v1/query_exemplars?{query}", timeout=5) as response:
+            answer = json.load(response)
+        assert answer["status"] == "success", answer
+        return [e for series in answer["data"] for e in series["exemplars"]]
+
     def targets_up(self) -> int:
         with urllib.request.urlopen(f"{self.url}/api/v1/targets", timeout=5) as response:
             targets = json.load(response)["data"]["activeTargets"]
@@ -66,7 +75,7 @@ class Prometheus:
 
 
 @contextmanager
-def prometheus(directory: Path, targets: list[str]) -> Iterator[Prometheus]:
+def prometheus(directory: Path, targets: list[str], *flags: str) -> Iterator[Prometheus]:
     """Prometheus scraping ``targets`` (host:port) once a second, its data in ``directory``."""
     assert PROMETHEUS is not None
     config = directory / "prometheus.yml"
@@ -80,7 +89,7 @@ def prometheus(directory: Path, targets: list[str]) -> Iterator[Prometheus]:
     with log.open("wb") as out:
         process = subprocess.Popen(
             [PROMETHEUS, f"--config.file={config}", f"--storage.tsdb.path={directory / 'data'}",
-             f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
+             f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn", *flags],
             stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip
     server = Prometheus(f"http://127.0.0.1:{port}", process, log)
