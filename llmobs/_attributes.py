@@ -14,6 +14,7 @@ Attributes = tuple[tuple[str, AttributeValue], ...]
 """A sorted tuple of pairs: hashable, so it keys a series directly."""
 
 MAX_VALUE_LENGTH = 256
+MAX_KEY_LENGTH = 128
 MAX_COUNT = 2**53  # beyond this a float sum loses whole units: such a count is a bug, not a call
 
 
@@ -21,9 +22,16 @@ def clean_value(key: str, value: object) -> AttributeValue | None:
     """Return ``value`` fit for an attribute, or None (with one warning) when it cannot be one.
 
     A value keys a series, so it must compare equal to itself: NaN is dropped, and subclasses of
-    str, int and float (enums, a str with its own ``__eq__``) become the plain type.
+    str, int and float (enums, a str with its own ``__eq__``) become the plain type. A key or text
+    that OTLP cannot carry (over MAX_KEY_LENGTH characters, lone surrogates) drops the pair.
     """
+    if len(key) > MAX_KEY_LENGTH or not _encodable(key):
+        warn_once("key:bad", "llmobs: an attribute key %r... is too long or not valid Unicode; dropped", key[:32])
+        return None
     if isinstance(value, str):
+        if not _encodable(value):
+            warn_once(f"text:{key}", "llmobs: attribute %r got text that is not valid Unicode; dropped", key)
+            return None
         if len(value) > MAX_VALUE_LENGTH:
             warn_once(
                 f"long:{key}", "llmobs: values of attribute %r are capped at %d characters", key, MAX_VALUE_LENGTH
@@ -46,6 +54,15 @@ def clean_value(key: str, value: object) -> AttributeValue | None:
         type(value).__name__,
     )
     return None
+
+
+def _encodable(text: str) -> bool:
+    """True when ``text`` encodes as UTF-8, as OTLP sends it (a lone surrogate does not)."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def freeze(attributes: Mapping[str, object]) -> Attributes:

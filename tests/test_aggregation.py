@@ -13,6 +13,7 @@ import llmobs
 from llmobs import _lifecycle
 from llmobs import semconv as names
 from llmobs._aggregation import Registry
+from llmobs._attributes import MAX_KEY_LENGTH, freeze
 from tests.helpers import exported, one
 
 ATTRS = ((names.BATCH_NAME, "nightly"),)
@@ -78,3 +79,14 @@ def test_a_record_after_a_signal_in_another_thread_takes_the_lock() -> None:
     other.join(5)
     assert not other.is_alive()
     assert registry.collect()[0][1][0][1].count == 1  # type: ignore[union-attr]
+
+
+def test_attribute_keys_too_long_or_text_that_is_not_unicode_are_dropped_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="llmobs"):
+        for _ in range(3):
+            pairs = freeze({"k" * (MAX_KEY_LENGTH + 1): 1, "ok": "fine", "bad": "x\ud800y", "key\udc00": 2})
+    assert pairs == (("ok", "fine"),)
+    assert len(caplog.records) == 2
+    assert all(len(r.getMessage()) < 200 for r in caplog.records)  # a huge key is not logged whole
