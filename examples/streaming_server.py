@@ -2,6 +2,7 @@
 
 pip install -e ".[fastapi]" fastapi uvicorn
 OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4317 uvicorn examples.streaming_server:app
+OTEL_METRICS_EXPORTER=prometheus uvicorn examples.streaming_server:app --workers 4  # curl localhost:9464/metrics
 """
 
 from __future__ import annotations
