@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult, MetricsData
+from typing_extensions import override
 
 from ._aggregation import Registry
 from ._failsafe import guarded, warn_once
@@ -23,6 +24,19 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
 MAX_PAUSE_INTERVALS = 3  # a Retry-After skips at most this many export intervals
+
+
+class InProcessExporter(MetricExporter):
+    """An exporter that hands points to something in this process (the summary, ``llmobs.testing``):
+    it has nothing to flush and nothing to close."""
+
+    @override
+    def force_flush(self, timeout_millis: float = 10_000) -> bool:
+        return True
+
+    @override
+    def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
+        pass
 
 
 class PeriodicExport:

@@ -13,7 +13,6 @@ from typing import Any, TextIO
 from opentelemetry.sdk.metrics.export import (
     HistogramDataPoint,
     Metric,
-    MetricExporter,
     MetricExportResult,
     MetricsData,
     NumberDataPoint,
@@ -21,6 +20,7 @@ from opentelemetry.sdk.metrics.export import (
 from typing_extensions import override
 
 from . import semconv as names
+from ._periodic import InProcessExporter
 
 
 def percentile(bounds: Sequence[float], counts: Sequence[int], q: float) -> float | None:
@@ -174,7 +174,7 @@ class _Interval:
                     self.batches[printable(str(attrs[names.BATCH_NAME]))].add(metric.name, attrs, point.value)
 
 
-class SummaryExporter(MetricExporter):
+class SummaryExporter(InProcessExporter):
     """Prints, each interval with activity, per model: calls, error %, latency p50/p95/p99,
     TTFT p50/p95 and output tokens/s; and per batch job: items, rate, failures and progress."""
 
@@ -193,14 +193,6 @@ class SummaryExporter(MetricExporter):
             stream.write("\n".join(lines) + "\n")
             stream.flush()
         return MetricExportResult.SUCCESS
-
-    @override
-    def force_flush(self, timeout_millis: float = 10_000) -> bool:
-        return True
-
-    @override
-    def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
-        pass
 
 
 def _metrics(data: MetricsData) -> Iterator[Metric]:

@@ -12,15 +12,16 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult, MetricsData
+from opentelemetry.sdk.metrics.export import MetricExportResult, MetricsData
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from typing_extensions import override
 
 from . import _config, _lifecycle
+from ._periodic import InProcessExporter
 
 
-class _LastExport(MetricExporter):
+class _LastExport(InProcessExporter):
     """Keeps the newest (cumulative) export."""
 
     def __init__(self) -> None:
@@ -31,14 +32,6 @@ class _LastExport(MetricExporter):
     def export(self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any) -> MetricExportResult:
         self.data = metrics_data
         return MetricExportResult.SUCCESS
-
-    @override
-    def force_flush(self, timeout_millis: float = 10_000) -> bool:
-        return True
-
-    @override
-    def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
-        pass
 
 
 class Telemetry:
