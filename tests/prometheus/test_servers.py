@@ -108,6 +108,13 @@ def test_gunicorn_workers_merge_exactly_and_a_killed_worker_takes_nothing_back(
         info = prom.query("target_info")
         assert len(info) == 1 and info[0]["metric"]["service_name"] == "prometheus-test"
         assert info[0]["metric"]["exported_job"] == "prometheus-test"
+    assert left_on_disk(tmp_path) == []
+
+
+def left_on_disk(tmp_path: Path) -> list[str]:
+    """What the stopped server left in this host's runtime directory for Prometheus."""
+    runtime = tmp_path / f"llmobs-{os.geteuid()}"
+    return sorted(p.name for p in runtime.glob("prometheus-*")) if runtime.exists() else []
 
 
 def serving_worker(server: Server) -> int:
@@ -120,16 +127,30 @@ def serving_worker(server: Server) -> int:
     raise AssertionError("no worker says it serves the scrape endpoint")
 
 
-def test_uvicorn_workers_are_merged_exactly(endpoint: tuple[int, dict[str, str], Prometheus], tmp_path: Path) -> None:
+def test_uvicorn_workers_are_merged_exactly_and_a_restart_starts_from_zero(
+    endpoint: tuple[int, dict[str, str], Prometheus], tmp_path: Path
+) -> None:
     port, env, prom = endpoint
     with serve(UVICORN, env, tmp_path / "uvicorn.log") as server:
-        tokens = [3] * 24 + [0, 0]
-        work(server, tokens)
+        work(server, [3] * 24 + [0, 0])
         prom.eventually(CALLS, lambda v: v == 24)
         assert prom.value(ERRORS) == 2
         assert prom.value(INPUT) == 72
         assert prom.value(ROUTE % "/work/{tokens}") == 26
         assert prom.value("up") == 1
+    # uvicorn ends its workers by re-raising SIGTERM, which skips every exit hook: what they left is
+    # cleared by the next run's first worker, never merged into it.
+    with serve(UVICORN, env, tmp_path / "uvicorn-again.log") as server:
+        work(server, [1] * 5)
+        body = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+        (count,) = [line for line in body.splitlines() if line.startswith(COUNT_LINE)]
+        assert count.endswith(" 5.0"), count
+
+
+COUNT_LINE = (
+    'gen_ai_server_request_duration_seconds_count{gen_ai_operation_name="chat",'
+    'gen_ai_provider_name="llmobs",gen_ai_request_model="m",'
+)
 
 
 @needs_promtool
