@@ -16,6 +16,7 @@ from urllib.parse import unquote, urlsplit
 from . import _env
 from ._attributes import AttributeValue
 from ._env import GENERIC, METRICS, TRACES, OTLPVariables
+from ._targets import Target, parse_targets
 
 Protocol = Literal["grpc", "http/protobuf"]
 PROTOCOLS = ("grpc", "http/protobuf")
@@ -69,6 +70,10 @@ class Settings:
     fail_open: bool = False
     prometheus: tuple[str, int] | None = None
     """(host, port) of the scrape endpoint, when there is one."""
+    http_clients: bool = False
+    probe_targets: tuple[Target, ...] = ()
+    probe_interval: float = 10.0
+    probe_timeout: float = 2.0
 
 
 def load(
@@ -91,6 +96,10 @@ def load(
     export_max_bytes: int | None = None,
     fail_open: bool | None = None,
     prometheus: bool | str | None = None,
+    http_clients: bool | None = None,
+    probe_targets: Sequence[str] | None = None,
+    probe_interval: float | None = None,
+    probe_timeout: float | None = None,
     env: Mapping[str, str] | None = None,
 ) -> Settings:
     """The settings ``init`` asks for: each option from its argument, then its variable, then its
@@ -104,6 +113,11 @@ def load(
     spans = _target(env, TRACES, "traces", endpoint, protocol, headers)
     traces_otlp, traces_console = _span_target(spans, traces_exporters, traces)
     default_summary = "console" in metrics_exporters if metrics_exporters is not None else metrics_otlp is None
+    interval = _first(
+        _seconds_arg(probe_interval, "probe_interval", 0.05, 3600.0),
+        _millis_var(env, _env.LLMOBS_PROBE_INTERVAL, 0.05, 3600.0),
+        10.0,
+    )
     return Settings(
         service_name=_service_name(service_name),
         resource_attributes=_resource_attributes(resource_attributes),
@@ -150,6 +164,10 @@ def load(
         span_limits=_span_limits(env),
         fail_open=wants_fail_open(fail_open, env),
         prometheus=_prometheus(prometheus, env, metrics_exporters),
+        http_clients=_first(_bool_arg(http_clients, "http_clients"), _bool_var(env, _env.LLMOBS_HTTP_CLIENTS), False),
+        probe_targets=_probe_targets(probe_targets, env),
+        probe_interval=interval,
+        probe_timeout=_probe_timeout(probe_timeout, env, interval),
     )
 
 
@@ -277,6 +295,29 @@ def _exporters(env: Mapping[str, str], name: str, supported: tuple[str, ...]) ->
             f"{', '.join(supported)} ('console' prints llmobs's summary)"
         )
     return names
+
+
+def _probe_targets(option: object, env: Mapping[str, str]) -> tuple[Target, ...]:
+    """``init(probe_targets=[...])``, else LLMOBS_PROBE_TARGETS; the variable is checked either way."""
+    try:
+        variable = parse_targets(env.get(_env.LLMOBS_PROBE_TARGETS, ""))
+    except ValueError as exc:
+        raise ConfigError(f"{_env.LLMOBS_PROBE_TARGETS}: {exc}") from None
+    if option is None:
+        return variable
+    if isinstance(option, str) or not isinstance(option, Sequence) or not all(isinstance(t, str) for t in option):
+        raise ConfigError("init(probe_targets=...) must be a list of strings, e.g. ['db:5432', 'http://svc/health']")
+    try:
+        return parse_targets(",".join(option))
+    except ValueError as exc:
+        raise ConfigError(f"init(probe_targets=...): {exc}") from None
+
+
+def _probe_timeout(option: object, env: Mapping[str, str], interval: float) -> float:
+    timeout = _first(
+        _seconds_arg(option, "probe_timeout", 0.01, 60.0), _millis_var(env, _env.LLMOBS_PROBE_TIMEOUT, 0.01, 60.0), 2.0
+    )
+    return min(timeout, interval)
 
 
 def _prometheus(

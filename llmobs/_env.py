@@ -166,6 +166,18 @@ LLMOBS_EXPORT_MAX_BYTES: Final = "LLMOBS_EXPORT_MAX_BYTES"
 LLMOBS_FAIL_OPEN: Final = "LLMOBS_FAIL_OPEN"
 """``true``: invalid configuration logs one error and turns llmobs off instead of raising."""
 
+LLMOBS_HTTP_CLIENTS: Final = "LLMOBS_HTTP_CLIENTS"
+"""``true``: ``init`` instruments the installed HTTP clients (httpx, requests, aiohttp)."""
+
+LLMOBS_PROBE_TARGETS: Final = "LLMOBS_PROBE_TARGETS"
+"""Comma-separated dependency probe targets: ``host:port`` or ``http(s)://`` URLs."""
+
+LLMOBS_PROBE_INTERVAL: Final = "LLMOBS_PROBE_INTERVAL"
+"""Milliseconds between probes of each target."""
+
+LLMOBS_PROBE_TIMEOUT: Final = "LLMOBS_PROBE_TIMEOUT"
+"""Milliseconds each probe phase (DNS, connect, HTTP) may take."""
+
 
 class OTLPVariables(NamedTuple):
     """The variables of one OTLP signal (or the generic ones)."""

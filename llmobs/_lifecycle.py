@@ -93,6 +93,10 @@ def init(
     export_max_bytes: int | None = None,
     fail_open: bool | None = None,
     prometheus: bool | str | None = None,
+    http_clients: bool | None = None,
+    probe_targets: Sequence[str] | None = None,
+    probe_interval: float | None = None,
+    probe_timeout: float | None = None,
 ) -> None:
     """Configure llmobs from arguments, then ``OTEL_*``/``LLMOBS_*`` variables; start exporting.
 
@@ -119,6 +123,10 @@ def init(
             export_max_bytes=export_max_bytes,
             fail_open=fail_open,
             prometheus=prometheus,
+            http_clients=http_clients,
+            probe_targets=probe_targets,
+            probe_interval=probe_interval,
+            probe_timeout=probe_timeout,
         )
     except _config.ConfigError as error:
         if not _config.wants_fail_open(fail_open, os.environ):
@@ -141,6 +149,15 @@ def init(
         if not state.atexit_registered:
             state.atexit_registered = True
             atexit.register(shutdown)
+    if settings.http_clients and not settings.disabled:
+        _instrument_http_clients()
+
+
+@guarded(where="instrumenting HTTP clients")
+def _instrument_http_clients() -> None:
+    from ._clients import instrument_http_clients
+
+    instrument_http_clients()
 
 
 def _switched_off(error: _config.ConfigError) -> _config.Settings:
@@ -195,7 +212,7 @@ def _build(
         service = service if isinstance(service, str) else None
         if settings.prometheus is not None:
             state.prometheus = _prometheus(settings, settings.prometheus, resource, state.registry, service)
-        if settings.gpu or settings.host:
+        if settings.gpu or settings.host or settings.probe_targets:
             from ._collector import Collector
 
             state.collector = Collector(settings, state.registry, service)

@@ -302,3 +302,30 @@ IO_DIRECTION = "network.io.direction"
 DISK_DIRECTION = "disk.io.direction"
 INTERFACE = "network.interface.name"
 MEMORY_STATE = "system.memory.state"
+
+# Network (llmobs/_clients.py, llmobs/_collector/probe.py): outgoing HTTP calls (stable HTTP client
+# conventions) and the dependency probe, which the conventions do not cover.
+HTTP_CLIENT_DURATION = Instrument(
+    "http.client.request.duration",
+    Kind.HISTOGRAM,
+    "s",
+    "Time from sending an outgoing HTTP request to receiving its response headers (or its failure).",
+    HTTP_DURATION_BUCKETS,
+)
+PROBE_DURATION = Instrument(
+    "llmobs.network.probe.duration",
+    Kind.HISTOGRAM,
+    "s",
+    "Time one probe phase took (llmobs.probe.phase = dns, connect, http); error.type when it failed.",
+    (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+PROBE_UP = Instrument(
+    "llmobs.network.probe.up",
+    Kind.GAUGE,
+    "1",
+    "1 when the last probe of a target succeeded, else 0.",
+)
+SERVER_ADDRESS = "server.address"
+SERVER_PORT = "server.port"
+PROBE_TARGET = "llmobs.probe.target"
+PROBE_PHASE = "llmobs.probe.phase"

@@ -2,8 +2,8 @@
 daemon threads every ``collect_interval`` and written into the registry, so they leave through the
 same export as everything else. Importing this package imports neither pynvml nor psutil.
 
-Device- and host-level readings come from the one process per host and service holding the host
-lock; per-process readings (CPU, memory, GPU memory) from every process.
+Device- and host-level readings, and the dependency probe, come from the one process per host and
+service holding the host lock; per-process readings (CPU, memory, GPU memory) from every process.
 """
 
 from __future__ import annotations
@@ -15,12 +15,16 @@ from collections.abc import Sequence
 from .._config import Settings
 from .._failsafe import guarded
 from .host_lock import HostLock
+from .probe import Prober
 from .publish import Publisher, SeriesSource
 from .sampler import Sampler, Source
 
+Sampled = Sampler | Prober
+
 
 class Collector:
-    """Started by ``llmobs.init`` (unless ``gpu`` and ``host`` are both off), stopped by ``shutdown``;
+    """Started by ``llmobs.init`` (unless ``gpu`` and ``host`` are off and no probe targets are set),
+    stopped by ``shutdown``;
     ``service`` is the resource's ``service.name``, whichever way it was set."""
 
     def __init__(self, settings: Settings, registry: SeriesSource, service: str | None) -> None:
@@ -40,13 +44,13 @@ class Collector:
         self._lock.release()
 
     def _run(self, settings: Settings, registry: SeriesSource) -> None:
-        samplers = _samplers(settings, registry)
+        samplers: tuple[Sampled, ...] = _samplers(settings, registry) + _probers(settings, registry)
         self._loop(samplers)
         for sampler in samplers:
             sampler.stop()
 
     @guarded(where="resource collector")
-    def _loop(self, samplers: Sequence[Sampler]) -> None:
+    def _loop(self, samplers: Sequence[Sampled]) -> None:
         """Ask the samplers for a sample every interval until stopped."""
         while True:
             holder = self._lock.acquire()
@@ -74,3 +78,10 @@ def _samplers(settings: Settings, registry: SeriesSource) -> tuple[Sampler, ...]
 
         samplers.append(sampler("host", HostSource()))
     return tuple(samplers)
+
+
+@guarded(where="starting the dependency probe", default=())
+def _probers(settings: Settings, registry: SeriesSource) -> tuple[Prober, ...]:
+    if not settings.probe_targets:
+        return ()
+    return (Prober(settings.probe_targets, registry, settings.probe_interval, settings.probe_timeout),)
