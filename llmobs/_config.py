@@ -113,11 +113,6 @@ def load(
     spans = _target(env, TRACES, "traces", endpoint, protocol, headers)
     traces_otlp, traces_console = _span_target(spans, traces_exporters, traces)
     default_summary = "console" in metrics_exporters if metrics_exporters is not None else metrics_otlp is None
-    interval = _first(
-        _seconds_arg(probe_interval, "probe_interval", 0.05, 3600.0),
-        _millis_var(env, _env.LLMOBS_PROBE_INTERVAL, 0.05, 3600.0),
-        10.0,
-    )
     return Settings(
         service_name=_service_name(service_name),
         resource_attributes=_resource_attributes(resource_attributes),
@@ -166,8 +161,16 @@ def load(
         prometheus=_prometheus(prometheus, env, metrics_exporters),
         http_clients=_first(_bool_arg(http_clients, "http_clients"), _bool_var(env, _env.LLMOBS_HTTP_CLIENTS), False),
         probe_targets=_probe_targets(probe_targets, env),
-        probe_interval=interval,
-        probe_timeout=_probe_timeout(probe_timeout, env, interval),
+        probe_interval=_first(
+            _seconds_arg(probe_interval, "probe_interval", 0.05, 3600.0),
+            _millis_var(env, _env.LLMOBS_PROBE_INTERVAL, 0.05, 3600.0),
+            10.0,
+        ),
+        probe_timeout=_first(
+            _seconds_arg(probe_timeout, "probe_timeout", 0.01, 60.0),
+            _millis_var(env, _env.LLMOBS_PROBE_TIMEOUT, 0.01, 60.0),
+            2.0,
+        ),
     )
 
 
@@ -311,13 +314,6 @@ def _probe_targets(option: object, env: Mapping[str, str]) -> tuple[Target, ...]
         return parse_targets(",".join(option))
     except ValueError as exc:
         raise ConfigError(f"init(probe_targets=...): {exc}") from None
-
-
-def _probe_timeout(option: object, env: Mapping[str, str], interval: float) -> float:
-    timeout = _first(
-        _seconds_arg(option, "probe_timeout", 0.01, 60.0), _millis_var(env, _env.LLMOBS_PROBE_TIMEOUT, 0.01, 60.0), 2.0
-    )
-    return min(timeout, interval)
 
 
 def _prometheus(

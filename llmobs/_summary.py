@@ -113,13 +113,7 @@ class _Resources:
         host = [f"{key} {self.host[key]:.0%}" for key in ("cpu", "mem") if key in self.host]
         parts = [" ".join(["host", *host])] if host else []
         parts += [" ".join([name, *_gpu(gpu)]) for name, gpu in sorted(self.gpus.items())]
-        lines: list[str] = []
-        for part in parts:
-            if lines and len(lines[-1]) + len(part) < 118:
-                lines[-1] += "  " + part
-            else:
-                lines.append("  " + part)
-        return lines
+        return _wrapped(parts)
 
 
 def _gpu(g: Mapping[str, float]) -> list[str]:
@@ -131,6 +125,63 @@ def _gpu(g: Mapping[str, float]) -> list[str]:
     if "temperature" in g:
         out.append(f"{g['temperature']:.0f}°C")
     return out
+
+
+@dataclass
+class _Probe:
+    """One probed target: its ``up`` gauge, the p50 of its successful phases, its last failure."""
+
+    up: float | None = None
+    phases: dict[str, _Histogram] = field(default_factory=lambda: defaultdict(_Histogram))
+    error: str | None = None
+
+    def add(self, attrs: Mapping[str, Any], point: HistogramDataPoint | NumberDataPoint) -> None:
+        if isinstance(point, NumberDataPoint):
+            self.up = float(point.value)
+        elif names.ERROR_TYPE in attrs:
+            self.error = printable(str(attrs[names.ERROR_TYPE])) if point.count else self.error
+        elif point.count:
+            self.phases[str(attrs.get(names.PROBE_PHASE, ""))].add(point)
+
+    def part(self, name: str) -> str:
+        if not self.up:
+            return f"{name} down" + (f" ({self.error})" if self.error else "")
+        timings = [
+            f"{phase} {_duration(self.phases[phase].quantile(0.5))}" for phase in _PHASES if phase in self.phases
+        ]
+        return " ".join([name, "up", *timings])
+
+
+_PHASES = ("dns", "connect", "http")
+
+
+class _Probes:
+    """The dependency probe, one line wrapped at 120 characters:
+    ``probe db:5432 up connect 0.4ms  https://svc/health down (timeout)``."""
+
+    def __init__(self) -> None:
+        self.targets: dict[str, _Probe] = defaultdict(_Probe)
+
+    def add(self, attrs: Mapping[str, Any], point: HistogramDataPoint | NumberDataPoint) -> None:
+        self.targets[printable(str(attrs.get(names.PROBE_TARGET, "(overflow)")))].add(attrs, point)
+
+    @property
+    def down(self) -> bool:
+        return any(probe.up == 0 for probe in self.targets.values())
+
+    def lines(self) -> list[str]:
+        parts = [probe.part(name) for name, probe in sorted(self.targets.items()) if probe.up is not None]
+        return _wrapped(["probe " + parts[0], *parts[1:]] if parts else [])
+
+
+def _wrapped(parts: list[str]) -> list[str]:
+    lines: list[str] = []
+    for part in parts:
+        if lines and len(lines[-1]) + len(part) < 118:
+            lines[-1] += "  " + part
+        else:
+            lines.append("  " + part)
+    return lines
 
 
 @dataclass
@@ -162,11 +213,15 @@ class _Interval:
     models: dict[str, _Model] = field(default_factory=lambda: defaultdict(_Model))
     batches: dict[str, _Batch] = field(default_factory=lambda: defaultdict(_Batch))
     resources: _Resources = field(default_factory=_Resources)
+    probes: _Probes = field(default_factory=_Probes)
 
     def add(self, metric: Metric) -> None:
+        probe = metric.name in (names.PROBE_DURATION.name, names.PROBE_UP.name)
         for point in metric.data.data_points:
             attrs = point.attributes or {}
-            if isinstance(point, HistogramDataPoint):
+            if probe and isinstance(point, (HistogramDataPoint, NumberDataPoint)):
+                self.probes.add(attrs, point)
+            elif isinstance(point, HistogramDataPoint):
                 self.models[printable(str(attrs.get(names.MODEL, "(overflow)")))].add(metric.name, attrs, point)
             elif isinstance(point, NumberDataPoint):
                 self.resources.add(metric.name, attrs, point.value)
@@ -175,8 +230,9 @@ class _Interval:
 
 
 class SummaryExporter(InProcessExporter):
-    """Prints, each interval with activity, per model: calls, error %, latency p50/p95/p99,
-    TTFT p50/p95 and output tokens/s; and per batch job: items, rate, failures and progress."""
+    """Prints, each interval with activity (or a probed target down), per model: calls, error %,
+    latency p50/p95/p99, TTFT p50/p95 and output tokens/s; per batch job: items, rate, failures and
+    progress; the resources; and each probed target, up (with its phases' p50) or down (and why)."""
 
     def __init__(self, stream: TextIO | None = None) -> None:
         super().__init__()
@@ -208,7 +264,7 @@ def render(metrics: Iterator[Metric], elapsed: float) -> list[str]:
         interval.add(metric)
     active = {name: m for name, m in interval.models.items() if m.calls}
     busy = {name: b for name, b in interval.batches.items() if b.done or b.failed}
-    if not active and not busy:
+    if not active and not busy and not interval.probes.down:
         return []
     lines = [f"llmobs {time.strftime('%H:%M:%S')}  last {elapsed:.0f}s"]
     if active:
@@ -217,7 +273,7 @@ def render(metrics: Iterator[Metric], elapsed: float) -> list[str]:
         )
         lines += [m.row(name, elapsed) for name, m in sorted(active.items())]
     lines += [b.line(name, elapsed) for name, b in sorted(busy.items())]
-    return lines + interval.resources.lines()
+    return lines + interval.resources.lines() + interval.probes.lines()
 
 
 def printable(name: str) -> str:
@@ -230,6 +286,11 @@ def printable(name: str) -> str:
 
 def _rate(tokens: float, elapsed: float) -> str:
     return f"{tokens / elapsed:.1f}" if tokens else "-"
+
+
+def _fine(seconds: float | None) -> str:
+    """A probe's latency: ``0.4ms`` below 10 ms, then as ``_duration``."""
+    return f"{seconds * 1000:.1f}ms" if seconds is not None and seconds < 0.01 else _duration(seconds)
 
 
 def _duration(seconds: float | None) -> str:
