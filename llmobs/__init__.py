@@ -11,6 +11,7 @@ from ._lifecycle import force_flush, init, shutdown
 from ._version import __version__
 
 if _TYPE_CHECKING:
+    from ._clients import instrument_http_clients
     from ._middleware import ASGIMiddleware, WSGIMiddleware, instrument_fastapi, instrument_flask
     from ._prometheus.apps import prometheus_asgi_app, prometheus_wsgi_app
 
@@ -19,14 +20,15 @@ _LAZY = {
     "WSGIMiddleware": "_middleware",
     "instrument_fastapi": "_middleware",
     "instrument_flask": "_middleware",
+    "instrument_http_clients": "_clients",
     "prometheus_asgi_app": "_prometheus.apps",
     "prometheus_wsgi_app": "_prometheus.apps",
 }
 
 
 def __getattr__(name: str) -> _Any:
-    """The HTTP middleware and the Prometheus apps load on first use, so that importing llmobs imports
-    no web framework and no prometheus_client."""
+    """The HTTP middleware, the HTTP client instrumentation and the Prometheus apps load on first use,
+    so that importing llmobs imports no web framework, no HTTP client and no prometheus_client."""
     home = _LAZY.get(name)
     if home is None:
         raise AttributeError(f"module 'llmobs' has no attribute {name!r}")
@@ -49,6 +51,7 @@ __all__ = [
     "monitor_inference",
     "instrument_fastapi",
     "instrument_flask",
+    "instrument_http_clients",
     "prometheus_asgi_app",
     "prometheus_wsgi_app",
     "shutdown",

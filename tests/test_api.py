@@ -24,6 +24,7 @@ def test_public_names() -> None:
             "init",
             "instrument_fastapi",
             "instrument_flask",
+            "instrument_http_clients",
             "monitor_batch",
             "monitor_inference",
             "prometheus_asgi_app",
@@ -51,6 +52,11 @@ def test_import_loads_no_framework_nor_collector_dependency() -> None:
         "grpc",
         "opentelemetry.sdk.resources",
         "prometheus_client",
+        "httpx",
+        "requests",
+        "aiohttp",
+        "wrapt",
+        "opentelemetry.instrumentation",
     ]
     code = f"import sys, llmobs; print([m for m in {heavy!r} if m in sys.modules])"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -61,6 +67,6 @@ def test_the_namespace_holds_only_the_public_names() -> None:
     """As httpx checks: nothing reaches ``llmobs.`` by accident (typing names, internal modules)."""
     code = "import llmobs, json; print(json.dumps(sorted(n for n in vars(llmobs) if not n.startswith('_'))))"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    lazy = MIDDLEWARE | {"prometheus_asgi_app", "prometheus_wsgi_app"}
+    lazy = MIDDLEWARE | {"prometheus_asgi_app", "prometheus_wsgi_app", "instrument_http_clients"}
     public_modules = {"semconv"}
     assert set(json.loads(result.stdout)) == set(llmobs.__all__) - lazy - {"__version__"} | public_modules
