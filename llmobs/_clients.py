@@ -56,6 +56,7 @@ CLIENTS = {
     ),
 }
 _instrumented: set[str] = set()
+_timed: set[str] = set()  # wrapped once, even when contrib then fails and a later call retries
 
 
 def instrument_http_clients(clients: Sequence[str] | None = None) -> tuple[str, ...]:
@@ -90,7 +91,9 @@ def _installed(client: Client) -> bool:
 @guarded(where="instrumenting an HTTP client", default=False)
 def _instrument(name: str) -> bool:
     client = CLIENTS[name]
-    _TIMERS[name]()  # under contrib's span, so that the duration's exemplar may see it
+    if name not in _timed:
+        _TIMERS[name]()  # wrapped first, so that it runs inside contrib's span
+        _timed.add(name)
     instrumentor = getattr(import_module(client.instrumentation), client.instrumentor)()
     instrumentor.instrument(tracer_provider=TracerProvider(), meter_provider=metrics.NoOpMeterProvider())
     return True
