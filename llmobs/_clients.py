@@ -84,6 +84,30 @@ def instrument_http_clients(clients: Sequence[str] | None = None) -> tuple[str, 
     return tuple(name for name in CLIENTS if name in _instrumented)
 
 
+def uninstrument_http_clients() -> None:
+    """Undo ``instrument_http_clients`` (the tests leave the process as they found it): contrib's
+    wrappers first, as they sit outside llmobs's timers."""
+    from opentelemetry.instrumentation.utils import unwrap
+
+    for name in tuple(_instrumented):
+        client = CLIENTS[name]
+        getattr(import_module(client.instrumentation), client.instrumentor)().uninstrument()
+        _instrumented.discard(name)
+    for name in tuple(_timed):
+        for owner, method in _wrapped(name):
+            unwrap(owner, method)
+        _timed.discard(name)
+
+
+def _wrapped(name: str) -> list[tuple[object, str]]:
+    module = import_module(CLIENTS[name].module)
+    if name == "httpx":
+        return [(module.HTTPTransport, "handle_request"), (module.AsyncHTTPTransport, "handle_async_request")]
+    if name == "requests":
+        return [(import_module("requests.adapters").HTTPAdapter, "send")]
+    return [(module.ClientSession, "__init__")]
+
+
 def _installed(client: Client) -> bool:
     return find_spec(client.module) is not None and find_spec(client.instrumentation) is not None
 

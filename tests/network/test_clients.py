@@ -154,3 +154,27 @@ def test_without_tracing_no_client_span_is_made_but_durations_are(
 def test_a_client_named_but_unknown_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown HTTP client"):
         llmobs.instrument_http_clients(["urllib3"])
+
+
+def test_a_client_named_but_not_installed_names_its_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    from llmobs import _clients
+
+    monkeypatch.setattr(_clients, "find_spec", lambda name: None)
+    with pytest.raises(ImportError, match=r"pip install 'llmobs\[aiohttp\]'"):
+        llmobs.instrument_http_clients(["aiohttp"])
+    before = set(_clients._instrumented)
+    llmobs.instrument_http_clients()  # none installed: nothing to do, nothing raised
+    assert _clients._instrumented == before
+
+
+def test_uninstrumenting_leaves_the_clients_as_they_were(upstream: str) -> None:
+    from llmobs._clients import uninstrument_http_clients
+
+    llmobs.instrument_http_clients()
+    uninstrument_http_clients()
+    assert not hasattr(httpx.HTTPTransport.handle_request, "__wrapped__")
+    assert not hasattr(requests.adapters.HTTPAdapter.send, "__wrapped__")
+    assert not hasattr(requests.Session.send, "__wrapped__")
+    assert not hasattr(aiohttp.ClientSession.__init__, "__wrapped__")
+    assert llmobs.instrument_http_clients() == ("httpx", "requests", "aiohttp")  # and again
+    assert hasattr(httpx.HTTPTransport.handle_request, "__wrapped__")

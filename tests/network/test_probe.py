@@ -14,11 +14,13 @@ import pytest
 
 import llmobs
 from llmobs import ConfigError
-from llmobs._aggregation import Registry
+from llmobs._aggregation import Registry, ValueSnapshot
+from llmobs._collector.probe import Prober
 from llmobs._config import load
 from llmobs._lifecycle import state
 from llmobs._points import Points
 from llmobs._summary import SummaryExporter
+from llmobs._targets import parse_targets
 from tests.network.servers import DELAY, connect_black_hole, delayed_http, refused_port, tcp_listener
 from tests.otlp_receiver import MetricPoint, OTLPReceiver, blackhole
 
@@ -177,3 +179,34 @@ def test_probe_options_resolve_and_are_checked() -> None:
         load(env={"LLMOBS_PROBE_TIMEOUT": "0"})
     with pytest.raises(ConfigError, match=r"init\(probe_targets=...\) must be a list of strings"):
         load(probe_targets="db:5432", env={})
+
+
+def test_only_the_host_lock_holder_probes() -> None:
+    """Per host: a process that does not hold the lock probes nothing, and one that loses it
+    withdraws its ``up`` gauges."""
+    registry = Registry()
+    with tcp_listener() as port:
+        prober = Prober(parse_targets(f"127.0.0.1:{port}"), registry, 0.05, TIMEOUT)
+        try:
+            prober.request(False)
+            time.sleep(0.2)
+            assert not registry.collect()
+            prober.request(True)
+            deadline = time.monotonic() + 5
+            while not _gauges(registry) and time.monotonic() < deadline:
+                time.sleep(0.02)
+            assert _gauges(registry) == [1.0]
+            prober.request(False)
+            assert _gauges(registry) == []
+        finally:
+            prober.stop()
+
+
+def _gauges(registry: Registry) -> list[float]:
+    return [
+        value.value
+        for instrument, series in registry.collect()
+        if instrument.name == UP
+        for _, value in series
+        if isinstance(value, ValueSnapshot)
+    ]
