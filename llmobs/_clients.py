@@ -31,6 +31,7 @@ from typing_extensions import override
 from . import _lifecycle
 from . import semconv as names
 from ._attributes import freeze
+from ._config import ConfigError
 from ._failsafe import guarded
 from ._spans import fail
 
@@ -64,7 +65,7 @@ def instrument_http_clients(clients: Sequence[str] | None = None) -> tuple[str, 
     default: each of them that is installed with its instrumentation). Safe to call twice, before or
     after ``init``. Returns the clients instrumented now or before.
 
-    Raises ``ValueError`` for an unknown name and ``ImportError`` naming the extra to install for a
+    Raises ``ConfigError`` for an unknown name and ``ImportError`` naming the extra to install for a
     named client that is missing.
     """
     if clients is None:
@@ -72,7 +73,7 @@ def instrument_http_clients(clients: Sequence[str] | None = None) -> tuple[str, 
     else:
         unknown = [name for name in clients if name not in CLIENTS]
         if unknown:
-            raise ValueError(f"unknown HTTP client(s) {', '.join(unknown)}; llmobs knows {', '.join(CLIENTS)}")
+            raise ConfigError(f"unknown HTTP client(s) {', '.join(unknown)}; llmobs knows {', '.join(CLIENTS)}")
         wanted = list(dict.fromkeys(clients))
         for name in wanted:
             if not _installed(CLIENTS[name]):

@@ -152,7 +152,7 @@ def test_without_tracing_no_client_span_is_made_but_durations_are(
 
 
 def test_a_client_named_but_unknown_is_refused() -> None:
-    with pytest.raises(ValueError, match="unknown HTTP client"):
+    with pytest.raises(llmobs.ConfigError, match="unknown HTTP client"):
         llmobs.instrument_http_clients(["urllib3"])
 
 
