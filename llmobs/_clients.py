@@ -88,6 +88,8 @@ def instrument_http_clients(clients: Sequence[str] | None = None) -> tuple[str, 
 def uninstrument_http_clients() -> None:
     """Undo ``instrument_http_clients`` (the tests leave the process as they found it): contrib's
     wrappers first, as they sit outside llmobs's timers."""
+    if not (_instrumented or _timed):
+        return
     from opentelemetry.instrumentation.utils import unwrap
 
     for name in tuple(_instrumented):
