@@ -72,3 +72,15 @@ def test_a_large_scrape_is_written_the_same_way() -> None:
     snapshot = from_metrics(Points(Resource.create({})).build(registry.collect()), pid=os.getpid())
     merged, target = merge([snapshot]), target_labels((), "h:1")
     assert text(merged, target) == generate_latest(_Collector(merged, target))
+
+
+def test_the_overflow_series_is_exposed_like_any_other() -> None:
+    registry = Registry(max_series=2)
+    for model in ("a", "b", "c", "d"):
+        registry.series(semconv.REQUEST_DURATION, ((semconv.MODEL, model),)).record(0.1)
+    snapshot = from_metrics(Points(Resource.create({})).build(registry.collect()))
+    body = text(merge([snapshot]), target_labels((), "h:1")).decode()
+    counts = [line for line in body.splitlines() if line.startswith("gen_ai_server_request_duration_seconds_count")]
+    assert len(counts) == 3  # a, b and the overflow series holding c and d
+    (overflow,) = [line for line in counts if 'otel_metric_overflow="true"' in line]
+    assert overflow.endswith(" 2.0")
