@@ -165,19 +165,26 @@ def _request_of(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:
     return args[0] if args else kwargs["request"]
 
 
-def _time_httpx() -> None:
-    import httpx
-    import wrapt
+def _timer(done: Callable[[Any, float, object], None]) -> Callable[..., Any]:
+    """A wrapt wrapper that times a client's synchronous send and hands ``done`` its request and outcome
+    (the response, or the exception, which goes on to the caller unchanged)."""
 
     def send(wrapped: Callable[..., Any], _: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         start = time.perf_counter()
         try:
             response = wrapped(*args, **kwargs)
         except BaseException as exc:
-            _httpx_done(_request_of(args, kwargs), start, exc)
+            done(_request_of(args, kwargs), start, exc)
             raise
-        _httpx_done(_request_of(args, kwargs), start, response)
+        done(_request_of(args, kwargs), start, response)
         return response
+
+    return send
+
+
+def _time_httpx() -> None:
+    import httpx
+    import wrapt
 
     async def send_async(wrapped: Callable[..., Any], _: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         start = time.perf_counter()
@@ -189,7 +196,7 @@ def _time_httpx() -> None:
         _httpx_done(_request_of(args, kwargs), start, response)
         return response
 
-    wrapt.wrap_function_wrapper(httpx.HTTPTransport, "handle_request", send)
+    wrapt.wrap_function_wrapper(httpx.HTTPTransport, "handle_request", _timer(_httpx_done))
     wrapt.wrap_function_wrapper(httpx.AsyncHTTPTransport, "handle_async_request", send_async)
 
 
@@ -203,17 +210,7 @@ def _time_requests() -> None:
     import requests.adapters
     import wrapt
 
-    def send(wrapped: Callable[..., Any], _: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        start = time.perf_counter()
-        try:
-            response = wrapped(*args, **kwargs)
-        except BaseException as exc:
-            _requests_done(_request_of(args, kwargs), start, exc)
-            raise
-        _requests_done(_request_of(args, kwargs), start, response)
-        return response
-
-    wrapt.wrap_function_wrapper(requests.adapters.HTTPAdapter, "send", send)
+    wrapt.wrap_function_wrapper(requests.adapters.HTTPAdapter, "send", _timer(_requests_done))
 
 
 @guarded(where="HTTP client duration")
