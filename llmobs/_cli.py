@@ -1,25 +1,39 @@
-"""The ``llmobs`` console command."""
+"""The ``llmobs`` console command: one subcommand per module, each with ``configure`` and ``main``."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from importlib import import_module
+from typing import Protocol, cast
+
+# Each module's docstring's first line is its help; heavy imports stay inside its ``main``.
+COMMANDS = {
+    "demo": "llmobs._demo",
+}
+
+
+class Command(Protocol):
+    """What a subcommand module provides."""
+
+    def configure(self, parser: argparse.ArgumentParser) -> None: ...
+
+    def main(self, args: argparse.Namespace, parser: argparse.ArgumentParser) -> int: ...
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="llmobs", description="llmobs: observability for model serving")
-    commands = parser.add_subparsers(dest="command", required=True)
-    demo = commands.add_parser("demo", help="run a simulated streaming model under load and show the summary")
-    demo.add_argument("--duration", type=float, default=15.0, help="seconds of load (default 15)")
-    demo.add_argument("--concurrency", type=int, default=8, help="concurrent clients (default 8)")
-    demo.add_argument("--interval", type=float, default=5.0, help="seconds between summaries (default 5)")
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    chosen: dict[str, tuple[Command, argparse.ArgumentParser]] = {}
+    for name, path in COMMANDS.items():
+        module = cast(Command, import_module(path))
+        summary = (getattr(module, "__doc__", None) or "").strip().splitlines()[0]
+        sub = subparsers.add_parser(name, help=summary, description=summary)
+        module.configure(sub)
+        chosen[name] = (module, sub)
     args = parser.parse_args(argv)
-    if args.duration <= 0 or args.concurrency < 1 or args.interval <= 0:
-        parser.error("--duration and --interval must be positive and --concurrency at least 1")
-    from . import _demo as demo_module
-
-    demo_module.run(args.duration, args.concurrency, args.interval)
-    return 0
+    module, sub = chosen[args.command]
+    return module.main(args, sub)
 
 
 if __name__ == "__main__":

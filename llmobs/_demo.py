@@ -1,8 +1,11 @@
-"""``llmobs demo``: a simulated streaming model under concurrent load, instrumented with llmobs,
-so that a new user sees the summary (and their backend sees the data) within seconds."""
+"""run a simulated streaming model under load and show the summary
+
+``llmobs demo``: a simulated streaming model under concurrent load, instrumented with llmobs, so that a
+new user sees the summary (and their backend sees the data) within seconds."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import random
 import time
@@ -81,3 +84,16 @@ def run(duration: float = 15.0, concurrency: int = 8, interval: float = 5.0) -> 
         asyncio.run(_load(duration, concurrency))
     finally:
         llmobs.shutdown()
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--duration", type=float, default=15.0, help="seconds of load (default 15)")
+    parser.add_argument("--concurrency", type=int, default=8, help="concurrent clients (default 8)")
+    parser.add_argument("--interval", type=float, default=5.0, help="seconds between summaries (default 5)")
+
+
+def main(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    if args.duration <= 0 or args.concurrency < 1 or args.interval <= 0:
+        parser.error("--duration and --interval must be positive and --concurrency at least 1")
+    run(args.duration, args.concurrency, args.interval)
+    return 0
