@@ -296,7 +296,7 @@ def _export(
     from ._periodic import PeriodicExport
     from ._points import Points
 
-    points = Points(resource, delta)
+    points = Points(resource, delta, keep_range=endpoint is None)  # in-process readers clamp to min/max
     interval, timeout = settings.export_interval, settings.export_timeout
     export = PeriodicExport(
         registry, exporter, points, interval, timeout, max_bytes=settings.export_max_bytes, endpoint=endpoint

@@ -46,12 +46,17 @@ Key = tuple[str, Attributes]
 
 class Points:
     """Builds ``MetricsData`` for one exporter. For delta temporality it remembers the cumulative
-    snapshot of every series at its last successful export and sends the difference."""
+    snapshot of every series at its last successful export and sends the difference.
 
-    def __init__(self, resource: Resource, delta: bool = False) -> None:
+    ``keep_range`` keeps, on delta histogram points, the series' min and max since it started (bounds of
+    the window's values, not the window's own): in-process readers (the summary, the history) clamp their
+    percentile estimates to them. OTLP exporters leave it off, as the protocol wants the window's."""
+
+    def __init__(self, resource: Resource, delta: bool = False, keep_range: bool = False) -> None:
         self._resource = resource
         self._scope = SCOPE
         self._delta = delta
+        self._keep_range = keep_range
         self._previous: dict[Key, tuple[Snapshot, int]] = {}
         self._pending: dict[Key, tuple[Snapshot, int]] = {}  # baselines of the latest build, until committed
         self._seen: set[Key] = set()
@@ -117,7 +122,8 @@ class Points:
             before, start = self._since(instrument, attributes, snap, now)
             if isinstance(before, HistogramSnapshot):
                 counts = tuple(a - b for a, b in zip(counts, before.counts, strict=True))
-                total, count, lo, hi = total - before.sum, count - before.count, None, None
+                total, count = total - before.sum, count - before.count
+                lo, hi = (lo, hi) if self._keep_range else (None, None)
         if count == 0:
             return None
         numbers = (total, lo, hi)

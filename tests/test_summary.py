@@ -3,14 +3,25 @@ names cannot forge lines."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import functools
+import os
+import time
+from collections.abc import Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
 
+import pytest
 from opentelemetry.sdk.metrics.export import Histogram as HistogramData
 from opentelemetry.sdk.metrics.export import HistogramDataPoint, Metric, NumberDataPoint
 from opentelemetry.sdk.metrics.export import Sum as SumData
 
+import llmobs
+from llmobs import _lifecycle
 from llmobs import semconv as names
+from llmobs._middleware.wsgi import ROUTE_KEY
 from llmobs._points import DELTA
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIEnvironment
 from llmobs._summary import percentile, printable, render
 
 
@@ -79,3 +90,82 @@ def test_names_cannot_forge_lines_or_colours() -> None:
 def test_printable_leaves_ordinary_names_alone() -> None:
     assert printable("llama-3-8b / résumé 模型") == "llama-3-8b / résumé 模型"
     assert printable("a\tb\u202ec") == "a\\tb\\u202ec"  # tabs and bidi overrides are escaped too
+
+
+def summary_of(capsys: pytest.CaptureFixture[str], work: Callable[[], object]) -> list[str]:
+    """Start llmobs with only the summary, run ``work``, export once; the summary's lines on stderr."""
+    llmobs.init(service_name="summary-test", summary=True, gpu=False, host=False, export_interval=3600)
+    capsys.readouterr()
+    work()
+    assert llmobs.force_flush(timeout=5)
+    return capsys.readouterr().err.splitlines()
+
+
+@llmobs.monitor_inference(model="fast", operation="chat")
+def two_ms() -> None:
+    time.sleep(0.002)
+
+
+def test_a_2ms_call_reads_2ms_not_the_bucket_middle(capsys: pytest.CaptureFixture[str]) -> None:
+    lines = summary_of(capsys, lambda: [two_ms() for _ in range(20)])
+    row = next(line for line in lines if line.strip().startswith("fast")).split()
+    assert row[1] == "20"
+    p50 = float(row[3].removesuffix("ms")) / 1000  # shown as 2.1ms below 10 ms
+    assert abs(p50 - 0.002) <= 0.2 * 0.002, row  # the bucket is (0, 10 ms]: unclamped it read 5 ms
+    assert lines[0].startswith("llmobs ") and f"pid {os.getpid()}" in lines[0]  # each worker labels its table
+
+
+@llmobs.monitor_inference(model="streamer", operation="chat")
+def first_token_after_120ms() -> Iterator[str]:
+    time.sleep(0.12)
+    yield "a"
+    yield "b"
+
+
+def test_ttft_reads_the_real_first_token_time(capsys: pytest.CaptureFixture[str]) -> None:
+    lines = summary_of(capsys, lambda: [list(first_token_after_120ms()) for _ in range(3)])
+    row = next(line for line in lines if line.strip().startswith("streamer")).split()
+    ttft_p50 = float(row[6].split("/")[0].removesuffix("ms")) / 1000
+    assert 0.12 <= ttft_p50 <= 0.12 * 1.2, row  # the bucket is (100, 250 ms]: unclamped it read 175 ms
+
+
+def test_percentile_is_clamped_to_min_and_max() -> None:
+    bounds = (0.01, 0.02, 0.04)
+    assert percentile(bounds, [10, 0, 0, 0], 0.5, lo=0.0019, hi=0.0021) == pytest.approx(0.002)
+    assert percentile(bounds, [0, 0, 0, 4], 0.99, lo=0.05, hi=0.07) == pytest.approx(0.0698)  # the open bucket
+    assert percentile(bounds, [0, 3, 0, 0], 0.5, lo=0.012, hi=0.012) == 0.012  # all equal
+
+
+def app(environ: WSGIEnvironment, start_response: StartResponse) -> list[bytes]:
+    """A WSGI app whose /fail answers 503; it names its route as a framework would."""
+    environ[ROUTE_KEY] = environ["PATH_INFO"]
+    start_response("503 Unavailable" if environ["PATH_INFO"] == "/fail" else "200 OK", [("Content-Type", "text/plain")])
+    return [b"ok"]
+
+
+def get(wrapped: Any, path: str) -> None:
+    def start_response(*_: Any) -> Callable[[bytes], object]:
+        return lambda _: None
+
+    body = wrapped({"REQUEST_METHOD": "GET", "PATH_INFO": path, "wsgi.url_scheme": "http"}, start_response)
+    list(body)
+    body.close()
+
+
+def test_an_http_only_app_prints_its_routes(capsys: pytest.CaptureFixture[str]) -> None:
+    wrapped = llmobs.WSGIMiddleware(app)
+    lines = summary_of(capsys, lambda: list(map(functools.partial(get, wrapped), ["/ok"] * 3 + ["/fail"])))
+    header = next(i for i, line in enumerate(lines) if "http route" in line)
+    assert lines[header].split() == ["http", "route", "req/s", "5xx%", "p95"]
+    rows = {line.split()[1]: line.split() for line in lines[header + 1 :] if line.strip().startswith("GET")}
+    assert rows["/ok"][3] == "0.0%" and rows["/fail"][3] == "100.0%", lines
+
+
+def test_resources_print_with_http_traffic_alone(capsys: pytest.CaptureFixture[str]) -> None:
+    def readings_and_a_request() -> None:
+        registry = _lifecycle.state.registry
+        registry.series(names.SYSTEM_CPU_UTILIZATION, ()).record(0.25)
+        registry.series(names.SYSTEM_MEMORY_UTILIZATION, ()).record(0.5)
+        get(llmobs.WSGIMiddleware(app), "/ok")
+
+    assert "  host cpu 25% mem 50%" in summary_of(capsys, readings_and_a_request)
