@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from numbers import Integral
+from numbers import Integral, Real
 
 from ._failsafe import warn_once
 
@@ -116,3 +116,25 @@ def _count_problem(value: object) -> str:
     if number < 0:
         return "negative"
     return "too large" if number >= MAX_COUNT else "not whole"
+
+
+def as_quantity(value: object, what: str) -> float | None:
+    """``value`` as an amount of ``what`` (seconds of queue wait or audio, a fraction): a finite real
+    number >= 0. Anything else is None, with one warning per ``what`` and problem."""
+    problem = "not a number"
+    if isinstance(value, Real) and not isinstance(value, bool):
+        try:
+            number = float(value)
+        except OverflowError:
+            number = math.inf
+        if number >= 0 and math.isfinite(number):
+            return number
+        problem = "negative" if number < 0 else "not finite"
+    warn_once(
+        f"quantity:{what}:{problem}",
+        "llmobs: %s %r dropped (%s); it must be a finite number >= 0",
+        what,
+        value,
+        problem,
+    )
+    return None

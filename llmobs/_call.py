@@ -21,12 +21,12 @@ from opentelemetry.trace import Span, SpanKind
 
 from . import _lifecycle
 from . import semconv as names
-from ._aggregation import Bundle, HistogramSeries, Series, capped, steps
+from ._aggregation import OVERFLOW_ATTRIBUTES, Bundle, HistogramSeries, Series, capped, steps
 from ._attributes import Attributes, freeze, merge
 from ._failsafe import guarded, warn_once
-from ._handle import Call, Inference
+from ._handle import Call, Extra, Inference
 from ._spans import fail
-from .semconv import error_type
+from .semconv import Instrument, error_type
 
 UsageExtractor = Callable[[Any], "tuple[int | None, int | None]"]
 
@@ -57,13 +57,16 @@ SPAN_CONTEXT = _SpanContext(_span_variable())
 class CallSeries(Bundle):
     """The series one attribute set of a call records into, each created on its first record."""
 
-    __slots__ = ("duration", "input", "output", "throughput", "ttft", "tpot")
+    __slots__ = ("duration", "input", "output", "throughput", "ttft", "tpot", "queue", "execution", "rtf")
     duration: Series
     input: Series
     output: Series
     throughput: Series
     ttft: Series
     tpot: Series
+    queue: Series
+    execution: Series
+    rtf: Series
     SERIES = {
         "duration": (names.REQUEST_DURATION, {}),
         "input": (names.TOKEN_USAGE, {names.TOKEN_TYPE: "input"}),
@@ -71,6 +74,9 @@ class CallSeries(Bundle):
         "throughput": (names.OUTPUT_THROUGHPUT, {}),
         "ttft": (names.TIME_TO_FIRST_TOKEN, {}),
         "tpot": (names.TIME_PER_OUTPUT_TOKEN, {}),
+        "queue": (names.QUEUE_DURATION, {}),
+        "execution": (names.EXECUTION_DURATION, {}),
+        "rtf": (names.REAL_TIME_FACTOR, {}),
     }
 
 
@@ -103,7 +109,7 @@ class Site:
         self._overflow = CallSeries(registry, None)
         self._full = False
         self._by_attributes: dict[Attributes, CallSeries] = {self.base: self.bound}
-        self._endings: dict[tuple[Attributes, str, str], Series] = {}
+        self._keyed_series: dict[tuple[Instrument, Attributes, str, str], Series] = {}
         self.tracer = state.tracer
         self.steps = steps(registry.series(names.ACTIVE_REQUESTS, self.base))
         self.generation = generation
@@ -136,7 +142,7 @@ class Site:
         duration = perf_counter() - call.start
         unread = outcome is None and chunks is None and (self.usage is not None or type(result) not in NO_USAGE)
         if unread and not self._returned_a_stream(result):
-            self._tokens_from(call, result)
+            self._read_result(call, result)
         try:
             self._record(call, outcome, duration, first_token, chunks, first_chunk)
         finally:
@@ -174,11 +180,15 @@ class Site:
             series.duration.record(duration)
             recorded = series.duration  # bound now, also if it was not before
         elif isinstance(outcome, BaseException):
-            recorded = self._ending(attrs, names.ERROR_TYPE, error_type(outcome))
+            recorded = self._keyed(names.REQUEST_DURATION, attrs, names.ERROR_TYPE, error_type(outcome))
             recorded.record(duration)
         else:
-            recorded = self._ending(attrs, names.END_REASON, outcome)
+            recorded = self._keyed(names.REQUEST_DURATION, attrs, names.END_REASON, outcome)
             recorded.record(duration)
+        extra = call.extra
+        if extra is not None:
+            first_token = first_token if first_token is not None else extra.first_token
+            self._record_extra(call.start + duration, extra, attrs, series, duration)
         if call.span is not None and isinstance(recorded, HistogramSeries):
             _exemplar(recorded, duration, call.span)
         output = call.output_tokens if call.output_tokens is not None else chunks
@@ -194,6 +204,19 @@ class Site:
             if outcome is None and output is not None and output > first_chunk:
                 series.tpot.record((duration - ttft) / (output - first_chunk))
 
+    def _record_extra(self, end: float, extra: Extra, attrs: Attributes, series: CallSeries, duration: float) -> None:
+        """Queue and execution time, finish reasons and units: what only some calls report."""
+        if extra.started is not None:
+            if extra.queued is not None:
+                series.queue.record(extra.queued)
+            series.execution.record(end - extra.started)
+        for reason in dict.fromkeys(extra.finish_reasons or ()):
+            self._keyed(names.FINISHED, attrs, names.FINISH_REASONS, reason).record(1)
+        if extra.units is not None:
+            self._keyed(names.UNITS, attrs, names.UNIT, extra.unit).record(extra.units)
+            if extra.unit == "s" and extra.units > 0:
+                series.rtf.record(duration / extra.units)
+
     def _series_of(self, extra: Mapping[str, Any]) -> tuple[Attributes, CallSeries]:
         attrs = merge(self.base, extra)
         found = self._by_attributes.get(attrs)
@@ -208,15 +231,20 @@ class Site:
     def _new_bundle(self, attrs: Attributes) -> CallSeries:
         return CallSeries(self._registry, attrs)
 
-    def _ending(self, attrs: Attributes, key: str, value: str) -> Series:
-        """The duration series of a call that failed or was cut short."""
+    def _keyed(self, instrument: Instrument, attrs: Attributes, key: str, value: str) -> Series:
+        """The series of ``instrument`` for ``attrs`` and one more attribute: the duration of a call that
+        failed or was cut short, a finish reason's count, a unit's amount."""
         return capped(
-            self._endings,
-            (attrs, key, value),
-            lambda k: self._registry.series(names.REQUEST_DURATION, merge(k[0], {k[1]: k[2]})),
+            self._keyed_series,
+            (instrument, attrs, key, value),
+            lambda k: self._registry.series(k[0], merge(k[1], {k[2]: k[3]})),
             self._limit(),
-            lambda: self._overflowed().duration,
+            lambda: self._overflow_of(instrument),
         )
+
+    def _overflow_of(self, instrument: Instrument) -> Series:
+        self._overflowed()
+        return self._registry.series(instrument, OVERFLOW_ATTRIBUTES)
 
     def _limit(self) -> int:
         return max(1, self._registry.max_series)
@@ -235,21 +263,25 @@ class Site:
         return self._overflow
 
     @guarded(where="token extraction")
-    def _tokens_from(self, call: Call, result: Any) -> None:
-        """Token counts from the user's extractor, else from an OpenAI-style ``usage`` on the result."""
-        if call.input_tokens is not None or call.output_tokens is not None:
-            return
-        if self.usage is not None:
-            counts = self.usage(result)
-        else:
+    def _read_result(self, call: Call, result: Any) -> None:
+        """Token counts from the user's extractor, else from an OpenAI-style ``usage`` on the result, and
+        then finish reasons from its ``choices[].finish_reason``; what the function reported itself wins."""
+        handle = Inference(call)
+        if self.usage is None:
             usage = result.get("usage") if isinstance(result, dict) else getattr(result, "usage", None)
             if usage is None:
                 return
-            counts = (
-                _usage_count(usage, "prompt_tokens", "input_tokens"),
-                _usage_count(usage, "completion_tokens", "output_tokens"),
-            )
-        Inference(call).record_tokens(*counts)
+            if call.input_tokens is None and call.output_tokens is None:
+                handle.record_tokens(
+                    _usage_count(usage, "prompt_tokens", "input_tokens"),
+                    _usage_count(usage, "completion_tokens", "output_tokens"),
+                )
+        elif call.input_tokens is None and call.output_tokens is None:
+            handle.record_tokens(*self.usage(result))
+        if call.extra is None or call.extra.finish_reasons is None:
+            reasons = _finish_reasons(result)
+            if reasons:
+                handle.set_finish_reasons(*reasons)
 
     def _end_span(self, call: Call, outcome: BaseException | str | None, chunks: int | None) -> None:
         span = call.span
@@ -271,6 +303,15 @@ def _exemplar(series: HistogramSeries, duration: float, span: Span) -> None:
     context = span.get_span_context()
     if context.trace_flags.sampled:
         series.exemplar(duration, context.trace_id, context.span_id)
+
+
+def _finish_reasons(result: Any) -> list[Any]:
+    """The ``finish_reason`` of each of an OpenAI-style result's ``choices`` that has one."""
+    choices = result.get("choices") if isinstance(result, dict) else getattr(result, "choices", None)
+    if not isinstance(choices, (list, tuple)):
+        return []
+    reasons = (c.get("finish_reason") if isinstance(c, dict) else getattr(c, "finish_reason", None) for c in choices)
+    return [reason for reason in reasons if reason is not None]
 
 
 def _usage_count(usage: Any, *keys: str) -> Any:

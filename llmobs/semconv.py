@@ -329,3 +329,136 @@ SERVER_ADDRESS = "server.address"
 SERVER_PORT = "server.port"
 PROBE_TARGET = "llmobs.probe.target"
 PROBE_PHASE = "llmobs.probe.phase"
+
+# Engines (llmobs/_engine.py and the call handle): what vLLM, TGI and Triton report, for custom servers.
+# The GenAI conventions define none of these yet, so they live under llmobs.: the queue/execution split
+# follows vLLM's request_queue_time and request_inference_time (TGI: request_queue_duration and
+# request_inference_duration), batch size and KV-cache use follow vLLM's and TGI's server metrics.
+QUEUE_BUCKETS = _doubling(0.001, 17)  # 1 ms … 65.536 s
+BATCH_SIZE_BUCKETS = tuple(float(2**i) for i in range(11))  # 1 … 1024
+UNIT_BUCKETS = tuple(float(4**i) for i in range(-2, 11))  # 1/16 … 1,048,576
+REAL_TIME_FACTOR_BUCKETS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 5.0, 10.0)
+EMBEDDING_DURATION_BUCKETS = (
+    0.0005, 0.001, 0.002, 0.003, 0.004, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5,
+)  # fmt: skip
+"""A finer duration set for embedding and reranking models, whose 2-10 ms calls the conventions' set puts in one
+bucket: ``init(buckets={"gen_ai.server.request.duration": "embedding"})`` or LLMOBS_BUCKETS."""
+BUCKET_PRESETS = {"embedding": EMBEDDING_DURATION_BUCKETS}
+
+QUEUE_DURATION = Instrument(
+    "llmobs.inference.queue.duration",
+    Kind.HISTOGRAM,
+    "s",
+    "Time a call waited before its work started (up to Inference.mark_started).",
+    QUEUE_BUCKETS,
+)
+EXECUTION_DURATION = Instrument(
+    "llmobs.inference.execution.duration",
+    Kind.HISTOGRAM,
+    "s",
+    "Time from the start of a call's work (Inference.mark_started) to its end.",
+    DURATION_BUCKETS,
+)
+FINISHED = Instrument(
+    "llmobs.inference.finished",
+    Kind.COUNTER,
+    "{request}",
+    "Calls that finished, by gen_ai.response.finish_reasons (one reason a point; each distinct reason once a call).",
+)
+UNITS = Instrument(
+    "llmobs.inference.units",
+    Kind.HISTOGRAM,
+    "{unit}",
+    "Input units per call (audio seconds, images, frames), by llmobs.unit; the rate of its sum is units per second.",
+    UNIT_BUCKETS,
+)
+REAL_TIME_FACTOR = Instrument(
+    "llmobs.inference.real_time_factor",
+    Kind.HISTOGRAM,
+    "1",
+    "Processing time over the audio's duration (calls that recorded units in s); below 1 is faster than real time.",
+    REAL_TIME_FACTOR_BUCKETS,
+)
+BATCH_SIZE = Instrument(
+    "llmobs.engine.batch.size",
+    Kind.HISTOGRAM,
+    "{request}",
+    "Requests per batch an engine ran (record_batch_size).",
+    BATCH_SIZE_BUCKETS,
+)
+QUEUE_LENGTH = Instrument("llmobs.engine.queue.length", Kind.GAUGE, "{request}", "Requests waiting in the queue.")
+KV_CACHE_UTILIZATION = Instrument(
+    "llmobs.engine.kv_cache.utilization",
+    Kind.GAUGE,
+    "1",
+    "Fraction of the KV cache in use.",
+)
+CACHE_LOOKUPS = Instrument(
+    "llmobs.cache.lookups",
+    Kind.COUNTER,
+    "{lookup}",
+    "Response-cache lookups, by llmobs.cache.name and llmobs.cache.result (hit, miss).",
+)
+CACHE_SAVED = Instrument(
+    "llmobs.cache.saved.duration",
+    Kind.COUNTER,
+    "s",
+    "Model time that cache hits saved, as the application estimated it.",
+)
+FINISH_REASONS = "gen_ai.response.finish_reasons"
+UNIT = "llmobs.unit"
+CACHE_NAME = "llmobs.cache.name"
+CACHE_RESULT = "llmobs.cache.result"
+OTHER = "_OTHER"
+FINISH_REASON_VALUES = frozenset(
+    {
+        "stop", "length", "content_filter", "tool_calls", "function_call", "abort", "error",  # OpenAI, vLLM
+        "end_turn", "max_tokens", "stop_sequence", "tool_use",  # Anthropic
+        "eos_token", "cancelled", "timeout",  # TGI; cancelled and timed-out requests
+    }
+)  # fmt: skip
+"""The finish reasons kept as they are; any other is counted as ``_OTHER`` (one warning), so the set stays bounded."""
+
+# Logs and security events (llmobs/_logs.py, _security.py, _inventory.py, _audit.py). Records carry
+# ``event.name``; fields SIEMs index follow the Elastic Common Schema where OpenTelemetry has none
+# (``event.category``, ``event.outcome``, ``event.duration`` in nanoseconds).
+SECURITY_EVENTS = Instrument(
+    "llmobs.security.events",
+    Kind.COUNTER,
+    "{event}",
+    "HTTP requests a SIEM cares about, by llmobs.security.event (kind) and http.route.",
+)
+VULNERABILITIES = Instrument(
+    "llmobs.vulnerabilities",
+    Kind.GAUGE,
+    "{vulnerability}",
+    "Known vulnerabilities of the installed distributions (llmobs audit), by vulnerability.severity.",
+)
+EVENT_NAME = "event.name"
+EVENT_CATEGORY = "event.category"
+EVENT_OUTCOME = "event.outcome"
+EVENT_DURATION = "event.duration"
+SECURITY_EVENT = "llmobs.security.event"
+AUTHENTICATION_FAILURE = "authentication_failure"
+AUTHORIZATION_FAILURE = "authorization_failure"
+RATE_LIMITED = "rate_limited"
+PAYLOAD_TOO_LARGE = "payload_too_large"
+PROBE = "probe"
+UNMATCHED_ROUTE = "_unmatched"
+"""``http.route`` of a request no route matched: a fixed value, so that a scan adds one series."""
+CLIENT_ADDRESS = "client.address"
+ENDUSER_PSEUDO_ID = "enduser.pseudo.id"
+CODE_FILE_PATH = "code.file.path"
+CODE_FUNCTION_NAME = "code.function.name"
+CODE_LINE_NUMBER = "code.line.number"
+VULNERABILITY_ID = "vulnerability.id"
+VULNERABILITY_SEVERITY = "vulnerability.severity"
+PACKAGE_NAME = "package.name"
+PACKAGE_VERSION = "package.version"
+INVENTORY_COUNT = "llmobs.inventory.count"
+INFERENCE_FAILURE_EVENT = "llmobs.inference.failure"
+HTTP_ERROR_EVENT = "llmobs.http.server.error"
+SECURITY_EVENT_NAME = "llmobs.security"
+ACCESS_EVENT = "llmobs.access"
+INVENTORY_EVENT = "llmobs.inventory"
+VULNERABILITY_EVENT = "llmobs.vulnerability"

@@ -389,11 +389,15 @@ def test_current_inference_outside_a_call_records_nothing_and_warns_once(caplog:
     ]
 
 
-def test_the_public_handle_offers_only_its_three_methods() -> None:
+def test_the_public_handle_offers_only_its_methods() -> None:
     assert {n for n in dir(llmobs.Inference) if not n.startswith("_")} == {
         "record_tokens",
         "set_model",
         "set_attribute",
+        "mark_started",
+        "mark_first_token",
+        "set_finish_reasons",
+        "record_units",
     }
 
 

@@ -1,0 +1,200 @@
+"""What serving engines measure, for custom servers: queue and execution time, finish reasons, units and
+the real-time factor (on the call handle), batch sizes, queue length, KV-cache use and response caches."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+import llmobs
+from llmobs.testing import capture
+
+MODEL = {"gen_ai.request.model": "m"}
+
+
+@llmobs.monitor_inference(model="m", operation="chat")
+def queued(wait: float, work: float, given: float | None = None) -> str:
+    time.sleep(wait)
+    llmobs.current_inference().mark_started(given)
+    llmobs.current_inference().mark_started()  # the first mark counts
+    time.sleep(work)
+    return "done"
+
+
+def test_queue_and_execution_split_the_duration() -> None:
+    with capture(traces=False) as telemetry:
+        assert queued(0.05, 0.02) == "done"
+        assert queued(0.01, 0.06) == "done"
+        (queue,) = telemetry.points("llmobs.inference.queue.duration", MODEL)
+        (execution,) = telemetry.points("llmobs.inference.execution.duration", MODEL)
+        (duration,) = telemetry.points("gen_ai.server.request.duration", MODEL)
+    assert queue.count == execution.count == 2
+    assert 0.06 <= queue.sum < 0.06 + 0.03
+    assert 0.08 <= execution.sum < 0.08 + 0.03
+    assert queue.sum + execution.sum == pytest.approx(duration.sum, abs=1e-3)
+    assert queue.explicit_bounds[0] == 0.001
+
+
+def test_a_queue_time_the_engine_measured_and_bad_ones(llmobs_logs: pytest.LogCaptureFixture) -> None:
+    with capture(traces=False) as telemetry:
+        queued(0, 0.01, given=2.5)
+        for bad in (-1.0, float("nan"), "1"):
+            queued(0, 0, given=bad)  # type: ignore[arg-type]
+        (queue,) = telemetry.points("llmobs.inference.queue.duration", MODEL)
+        (execution,) = telemetry.points("llmobs.inference.execution.duration", MODEL)
+    assert (queue.count, queue.sum) == (1, 2.5)
+    assert execution.count == 4  # a dropped wait still splits off the execution time
+    warned = [r.getMessage() for r in llmobs_logs.records if "queue time" in r.getMessage()]
+    assert len(warned) == 3 and "negative" in warned[0]
+
+
+def test_calls_that_never_mark_create_no_queue_series() -> None:
+    with capture(traces=False) as telemetry:
+
+        @llmobs.monitor_inference(model="m")
+        def plain() -> int:
+            llmobs.current_inference().record_tokens(output=3)
+            return 1
+
+        plain()
+        assert telemetry.points("gen_ai.server.request.duration", MODEL)
+        assert telemetry.points("llmobs.inference.queue.duration") == []
+        assert telemetry.points("llmobs.inference.finished") == []
+
+
+def openai_result(*reasons: Any) -> Any:
+    return SimpleNamespace(
+        usage=SimpleNamespace(prompt_tokens=4, completion_tokens=9),
+        choices=[SimpleNamespace(finish_reason=reason) for reason in reasons],
+    )
+
+
+def test_finish_reasons_from_results_and_the_handle(llmobs_logs: pytest.LogCaptureFixture) -> None:
+    @llmobs.monitor_inference(model="m", operation="chat")
+    def complete(*reasons: Any) -> Any:
+        return openai_result(*reasons)
+
+    @llmobs.monitor_inference(model="m", operation="chat")
+    def as_dict() -> dict[str, Any]:
+        return {"usage": {"input_tokens": 1, "output_tokens": 2}, "choices": [{"finish_reason": "length"}]}
+
+    @llmobs.monitor_inference(model="m", operation="chat")
+    def told(reason: str) -> Any:
+        llmobs.current_inference().set_finish_reasons(reason)
+        return openai_result("stop")  # what the function said wins
+
+    with capture() as telemetry:
+        complete("stop")
+        complete("stop", "stop", "length")  # each distinct reason once per call
+        as_dict()
+        told("abort")
+        told("exploded")
+        told("a reason nobody knows")
+        counts = {
+            p.attributes["gen_ai.response.finish_reasons"]: p.value
+            for p in telemetry.points("llmobs.inference.finished", MODEL)
+        }
+        spans = telemetry.spans()
+        (outputs,) = telemetry.points("llmobs.inference.token.usage", {"gen_ai.token.type": "output"})
+    assert counts == {"stop": 2, "length": 2, "abort": 1, "_OTHER": 2}
+    assert [s.attributes["gen_ai.response.finish_reasons"] for s in spans] == [  # type: ignore[index]
+        ("stop",), ("stop", "stop", "length"), ("length",), ("abort",), ("_OTHER",), ("_OTHER",)
+    ]  # fmt: skip
+    assert outputs.sum == 9 * 2 + 2 + 9 * 3
+    unknown = [r for r in llmobs_logs.records if "finish reason" in r.getMessage()]
+    assert len(unknown) == 1 and "'exploded'" in unknown[0].getMessage()
+
+
+def test_units_and_the_real_time_factor() -> None:
+    @llmobs.monitor_inference(model="m", operation="transcribe")
+    def transcribe(audio_seconds: float) -> str:
+        time.sleep(0.05)
+        llmobs.current_inference().record_units(audio_seconds, unit="s")
+        return "text"
+
+    @llmobs.monitor_inference(model="m", operation="caption")
+    def caption(images: int) -> str:
+        llmobs.current_inference().record_units(images, unit="{image}")
+        return "a cat"
+
+    with capture(traces=False) as telemetry:
+        transcribe(0.5)
+        transcribe(1.0)
+        transcribe(-1)  # dropped
+        caption(3)
+        (audio,) = telemetry.points("llmobs.inference.units", {"llmobs.unit": "s"})
+        (images,) = telemetry.points("llmobs.inference.units", {"llmobs.unit": "{image}"})
+        (rtf,) = telemetry.points("llmobs.inference.real_time_factor")
+        (durations,) = telemetry.points("gen_ai.server.request.duration", {"gen_ai.operation.name": "transcribe"})
+    assert (audio.count, audio.sum) == (2, 1.5)
+    assert (images.count, images.sum) == (1, 3)
+    assert rtf.count == 2
+    assert 0.05 / 0.5 + 0.05 / 1.0 <= rtf.sum < (0.05 + 0.03) / 0.5 + (0.05 + 0.03) / 1.0
+    assert durations.count == 3
+
+
+def test_the_handle_outside_a_call_keeps_nothing() -> None:
+    with capture(traces=False) as telemetry:
+        handle = llmobs.current_inference()
+        handle.mark_started()
+        handle.set_finish_reasons("stop")
+        handle.record_units(1.0)
+        handle.mark_first_token()
+        assert telemetry.points("llmobs.inference.finished") == []
+
+
+def test_batch_size_queue_length_and_kv_cache(llmobs_logs: pytest.LogCaptureFixture) -> None:
+    with capture(traces=False) as telemetry:
+        for size in (1, 8, 8, 32):
+            llmobs.record_batch_size(size, model="m")
+        llmobs.record_batch_size(-3, model="m")
+        llmobs.record_batch_size(2.5)  # type: ignore[arg-type]
+        llmobs.set_kv_cache_usage(0.25, model="m")
+        llmobs.set_kv_cache_usage(float("inf"), model="m")
+        llmobs.set_kv_cache_usage(1.5, model="other")
+        threads = [threading.Thread(target=llmobs.set_queue_length, args=(n,)) for n in range(50)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        llmobs.set_queue_length(7)
+        (batches,) = telemetry.points("llmobs.engine.batch.size")
+        kv = {
+            p.attributes["gen_ai.request.model"]: p.value
+            for p in telemetry.points("llmobs.engine.kv_cache.utilization")
+        }
+        (length,) = telemetry.points("llmobs.engine.queue.length")
+    assert (batches.count, batches.sum) == (4, 49) and batches.attributes == MODEL
+    assert kv == {"m": 0.25, "other": 1.0}
+    assert length.value == 7 and length.attributes == {}
+    messages = " ".join(r.getMessage() for r in llmobs_logs.records)
+    assert "batch size count -3 dropped (negative)" in messages and "capped at 1" in messages
+
+
+def test_response_cache_hits_misses_and_time_saved() -> None:
+    with capture(traces=False) as telemetry:
+        for hit in (True, True, False, True):
+            llmobs.record_cache_lookup(hit, saved=0.5 if hit else 9.0)
+        llmobs.record_cache_lookup(False, cache="semantic")
+        llmobs.record_cache_lookup("yes")  # type: ignore[arg-type]
+        lookups = {
+            (p.attributes["llmobs.cache.name"], p.attributes["llmobs.cache.result"]): p.value
+            for p in telemetry.points("llmobs.cache.lookups")
+        }
+        (saved,) = telemetry.points("llmobs.cache.saved.duration")
+    assert lookups == {("response", "hit"): 3, ("response", "miss"): 1, ("semantic", "miss"): 1}
+    assert saved.value == 1.5 and saved.attributes == {"llmobs.cache.name": "response"}
+
+
+def test_an_engine_helper_never_raises(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING)
+    with capture(traces=False):
+        llmobs.record_batch_size(object())  # type: ignore[arg-type]
+        llmobs.set_queue_length(None)  # type: ignore[arg-type]
+        llmobs.record_cache_lookup(True, saved="long", cache="c")  # type: ignore[arg-type]
+    assert len(caplog.records) == 3
