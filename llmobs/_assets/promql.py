@@ -5,6 +5,7 @@ semconv constants, so a renamed metric fails a test instead of silently emptying
 from __future__ import annotations
 
 from .. import semconv as sc
+from .._prometheus.exposition import number
 from .._prometheus.names import label, metric_name
 
 CONTRACT = (
@@ -75,3 +76,9 @@ def histogram_rate(metric: str, selector: str, window: str, by: str = "") -> str
 def quantile(q: float, metric: str, selector: str, window: str, by: str = "") -> str:
     """The ``q`` quantile of a histogram over ``window``."""
     return f"histogram_quantile({q}, {histogram_rate(metric, selector, window, by)})"
+
+
+def le(bound: float) -> str:
+    """A matcher of the bucket ``bound``: llmobs writes ``le="1.0"``, the Collector's exporter ``le="1"``."""
+    text = number(bound)
+    return f'le=~"{text}|{int(bound)}"' if bound.is_integer() else f'le="{text}"'
