@@ -15,7 +15,7 @@ from urllib.parse import unquote, urlsplit
 
 from . import _env
 from ._attributes import AttributeValue
-from ._env import GENERIC, METRICS, TRACES, OTLPVariables
+from ._env import GENERIC, LOGS, METRICS, TRACES, OTLPVariables
 from ._targets import Target, parse_targets
 
 Protocol = Literal["grpc", "http/protobuf"]
@@ -74,6 +74,13 @@ class Settings:
     probe_targets: tuple[Target, ...] = ()
     probe_interval: float = 10.0
     probe_timeout: float = 2.0
+    logs_otlp: OTLPTarget | None = None
+    logs_console: bool = False
+    ecs_log: str | None = None
+    """``stderr`` or the path of the ECS JSON lines file."""
+    capture_logging: bool = False
+    inventory: bool = True
+    principal_key: bytes | None = field(default=None, repr=False)
 
 
 def load(
@@ -100,6 +107,10 @@ def load(
     probe_targets: Sequence[str] | None = None,
     probe_interval: float | None = None,
     probe_timeout: float | None = None,
+    ecs_log: str | None = None,
+    capture_logging: bool | None = None,
+    inventory: bool | None = None,
+    principal_key: str | None = None,
     env: Mapping[str, str] | None = None,
 ) -> Settings:
     """The settings ``init`` asks for: each option from its argument, then its variable, then its
@@ -112,6 +123,8 @@ def load(
     metrics_otlp = _sent(_target(env, METRICS, "metrics", endpoint, protocol, headers), metrics_exporters)
     spans = _target(env, TRACES, "traces", endpoint, protocol, headers)
     traces_otlp, traces_console = _span_target(spans, traces_exporters, traces)
+    logs_exporters = _exporters(env, _env.OTEL_LOGS_EXPORTER, EXPORTERS)
+    logs_otlp = _sent(_target(env, LOGS, "logs", endpoint, protocol, headers), logs_exporters)
     default_summary = "console" in metrics_exporters if metrics_exporters is not None else metrics_otlp is None
     return Settings(
         service_name=_service_name(service_name),
@@ -171,6 +184,14 @@ def load(
             _millis_var(env, _env.LLMOBS_PROBE_TIMEOUT, 0.01, 60.0),
             2.0,
         ),
+        logs_otlp=logs_otlp,
+        logs_console="console" in (logs_exporters or ()),
+        ecs_log=_ecs_log(ecs_log, env),
+        capture_logging=_first(
+            _bool_arg(capture_logging, "capture_logging"), _bool_var(env, _env.LLMOBS_LOGGING), False
+        ),
+        inventory=_first(_bool_arg(inventory, "inventory"), _bool_var(env, _env.LLMOBS_INVENTORY), True),
+        principal_key=_principal_key(principal_key, env),
     )
 
 
@@ -314,6 +335,31 @@ def _probe_targets(option: object, env: Mapping[str, str]) -> tuple[Target, ...]
         return parse_targets(",".join(option))
     except ValueError as exc:
         raise ConfigError(f"init(probe_targets=...): {exc}") from None
+
+
+def _ecs_log(option: object, env: Mapping[str, str]) -> str | None:
+    """``stderr`` or an absolute file path for ECS JSON lines, from the argument, else LLMOBS_ECS_LOG."""
+    raw = env.get(_env.LLMOBS_ECS_LOG, "").strip()
+    for source, value in (("init(ecs_log=...)", option), (_env.LLMOBS_ECS_LOG, raw or None)):
+        if value is not None and (not isinstance(value, str) or not (value == "stderr" or os.path.isabs(value))):
+            raise ConfigError(f"{source} must be 'stderr' or an absolute file path, e.g. /var/log/app/llmobs.json")
+    return option if isinstance(option, str) else raw or None
+
+
+MIN_KEY_LENGTH = 16
+
+
+def _principal_key(option: object, env: Mapping[str, str]) -> bytes | None:
+    """The HMAC key for principals, from the argument, else LLMOBS_PRINCIPAL_KEY. Errors never quote it."""
+    raw = env.get(_env.LLMOBS_PRINCIPAL_KEY, "")
+    for source, value in (("init(principal_key=...)", option), (_env.LLMOBS_PRINCIPAL_KEY, raw or None)):
+        if value is not None and (not isinstance(value, str) or len(value.strip()) < MIN_KEY_LENGTH):
+            raise ConfigError(
+                f"{source} must be a secret of at least {MIN_KEY_LENGTH} characters (the value is not shown), "
+                "e.g. from `openssl rand -hex 32`"
+            )
+    chosen = option if isinstance(option, str) else raw or None
+    return chosen.strip().encode() if chosen else None
 
 
 def _prometheus(
@@ -512,7 +558,7 @@ def _temporality(env: Mapping[str, str]) -> str:
 
 def _check_read_by_others(env: Mapping[str, str]) -> None:
     _temporality(env)
-    for variables in (GENERIC, METRICS, TRACES):
+    for variables in (GENERIC, METRICS, TRACES, LOGS):
         _bool_var(env, variables.insecure)
         for name in (variables.certificate, variables.client_key, variables.client_certificate):
             _pem_file(env, name)

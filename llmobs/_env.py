@@ -178,6 +178,47 @@ LLMOBS_PROBE_INTERVAL: Final = "LLMOBS_PROBE_INTERVAL"
 LLMOBS_PROBE_TIMEOUT: Final = "LLMOBS_PROBE_TIMEOUT"
 """Milliseconds each probe phase (DNS, connect, HTTP) may take."""
 
+# Logs and security events (docs/logs.md, docs/security.md)
+
+OTEL_LOGS_EXPORTER: Final = "OTEL_LOGS_EXPORTER"
+"""Comma-separated: ``otlp``, ``console`` (OpenTelemetry JSON on stdout) or ``none``."""
+
+OTEL_EXPORTER_OTLP_LOGS_ENDPOINT: Final = "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT"
+"""Full URL for log records, used as given."""
+
+OTEL_EXPORTER_OTLP_LOGS_PROTOCOL: Final = "OTEL_EXPORTER_OTLP_LOGS_PROTOCOL"
+"""The protocol for log records, over the generic one."""
+
+OTEL_EXPORTER_OTLP_LOGS_HEADERS: Final = "OTEL_EXPORTER_OTLP_LOGS_HEADERS"
+"""Headers for log records, instead of the generic ones."""
+
+OTEL_EXPORTER_OTLP_LOGS_TIMEOUT: Final = "OTEL_EXPORTER_OTLP_LOGS_TIMEOUT"
+"""The request timeout for log records, over the generic one."""
+
+OTEL_EXPORTER_OTLP_LOGS_INSECURE: Final = "OTEL_EXPORTER_OTLP_LOGS_INSECURE"
+"""``true``/``false`` for log records."""
+
+OTEL_EXPORTER_OTLP_LOGS_CERTIFICATE: Final = "OTEL_EXPORTER_OTLP_LOGS_CERTIFICATE"
+"""The CA file for log records."""
+
+OTEL_EXPORTER_OTLP_LOGS_CLIENT_KEY: Final = "OTEL_EXPORTER_OTLP_LOGS_CLIENT_KEY"
+"""The client key for log records."""
+
+OTEL_EXPORTER_OTLP_LOGS_CLIENT_CERTIFICATE: Final = "OTEL_EXPORTER_OTLP_LOGS_CLIENT_CERTIFICATE"
+"""The client certificate for log records."""
+
+LLMOBS_ECS_LOG: Final = "LLMOBS_ECS_LOG"
+"""``stderr`` or a file path: llmobs's log records as ECS JSON lines (the file is created 0600)."""
+
+LLMOBS_LOGGING: Final = "LLMOBS_LOGGING"
+"""``true``: the root logger's records go through llmobs's log pipeline, with trace ids."""
+
+LLMOBS_INVENTORY: Final = "LLMOBS_INVENTORY"
+"""``false``: no inventory record of the installed distributions at start."""
+
+LLMOBS_PRINCIPAL_KEY: Final = "LLMOBS_PRINCIPAL_KEY"
+"""The secret (16+ characters) that keys the HMAC of a middleware's ``principal``; never shown."""
+
 
 class OTLPVariables(NamedTuple):
     """The variables of one OTLP signal (or the generic ones)."""
@@ -221,4 +262,14 @@ TRACES = OTLPVariables(
     OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE,
     OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY,
     OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE,
+)
+LOGS = OTLPVariables(
+    OTEL_EXPORTER_OTLP_LOGS_ENDPOINT,
+    OTEL_EXPORTER_OTLP_LOGS_PROTOCOL,
+    OTEL_EXPORTER_OTLP_LOGS_HEADERS,
+    OTEL_EXPORTER_OTLP_LOGS_TIMEOUT,
+    OTEL_EXPORTER_OTLP_LOGS_INSECURE,
+    OTEL_EXPORTER_OTLP_LOGS_CERTIFICATE,
+    OTEL_EXPORTER_OTLP_LOGS_CLIENT_KEY,
+    OTEL_EXPORTER_OTLP_LOGS_CLIENT_CERTIFICATE,
 )

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from opentelemetry import metrics, trace
 
-from . import _config, _env
+from . import _config, _env, _logs
 from ._aggregation import NOOP, Registry, Series
 from ._attributes import Attributes, AttributeValue
 from ._failsafe import guarded, logger
@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
     from ._collector import Collector
     from ._final_spans import OTLPSpans
+    from ._logs import Pipeline
     from ._periodic import PeriodicExport
     from ._prometheus.endpoint import Endpoint
 
@@ -68,6 +69,7 @@ class State:
         self.flushing: set[object] = set()  # pipelines with a force_flush in flight
         self.after_fork_hooked = False
         self.exit_hook_pid = 0  # the process whose multiprocessing exit flushes llmobs
+        self.logs: Pipeline | None = None
 
 
 state = State()
@@ -97,6 +99,10 @@ def init(
     probe_targets: Sequence[str] | None = None,
     probe_interval: float | None = None,
     probe_timeout: float | None = None,
+    ecs_log: str | None = None,
+    capture_logging: bool | None = None,
+    inventory: bool | None = None,
+    principal_key: str | None = None,
 ) -> None:
     """Configure llmobs from arguments, then ``OTEL_*``/``LLMOBS_*`` variables; start exporting.
 
@@ -127,6 +133,10 @@ def init(
             probe_targets=probe_targets,
             probe_interval=probe_interval,
             probe_timeout=probe_timeout,
+            ecs_log=ecs_log,
+            capture_logging=capture_logging,
+            inventory=inventory,
+            principal_key=principal_key,
         )
     except _config.ConfigError as error:
         if not _config.wants_fail_open(fail_open, os.environ):
@@ -186,6 +196,9 @@ def start(
             state.registry = Registry()
         try:
             _build(settings, metric_exporters, span_exporters)
+        except _config.ConfigError:
+            shutdown(timeout=0)
+            raise
         except Exception as exc:
             shutdown(timeout=0)  # nothing half-started stays behind; a corrected init() starts afresh
             raise _config.ConfigError(
@@ -193,6 +206,11 @@ def start(
                 "check the OTEL_EXPORTER_OTLP_* variables"
             ) from exc
         _flush_at_multiprocessing_exit()
+        if settings.inventory and state.logs is not None:
+            from ._inventory import emit_inventory
+
+            # Reading every distribution's metadata takes ~0.1 s: not on init's time.
+            threading.Thread(target=emit_inventory, name="llmobs-inventory", daemon=True).start()
 
 
 def _build(
@@ -208,6 +226,7 @@ def _build(
         state.resource = resource = resource or _resource(settings)
         state.registry = _registry(settings, resource, metric_exporters)
         state.tracer = _tracer(settings, resource, span_exporters)
+        state.logs = _logs.start(settings, resource)
         service = resource.attributes.get(SERVICE_NAME)
         service = service if isinstance(service, str) else None
         if settings.prometheus is not None:
@@ -344,7 +363,7 @@ def shutdown(timeout: float | None = None) -> bool:
     with state.lock:
         settings, exports, provider, collector = state.settings, state.exports, state.tracer_provider, state.collector
         span_exporters, state.span_exporters = state.span_exporters, []
-        endpoint = state.prometheus
+        endpoint, logs, state.logs = state.prometheus, state.logs, None
         if settings is None:
             return True
         state.registry, state.tracer, state.exports, state.tracer_provider = DISABLED, None, [], None
@@ -360,6 +379,8 @@ def shutdown(timeout: float | None = None) -> bool:
         tasks.append(functools.partial(collector.stop, deadline))
     if endpoint is not None:
         tasks.append(functools.partial(endpoint.shutdown, deadline))
+    if logs is not None:
+        tasks.append(functools.partial(logs.shutdown, deadline))
     finished = _run_until(tasks, deadline)
     if not finished:
         logger.warning("llmobs: shutdown gave up after %.1fs; telemetry not yet exported is lost", budget)
@@ -377,6 +398,8 @@ def force_flush(timeout: float = 5.0) -> bool:
         provider = state.tracer_provider
         if provider is not None:
             pipelines.append((provider, functools.partial(provider.force_flush, int(timeout * 1000))))
+        if state.logs is not None:
+            pipelines.append((state.logs, functools.partial(state.logs.force_flush, timeout)))
         free = [(pipeline, task) for pipeline, task in pipelines if pipeline not in state.flushing]
         state.flushing.update(pipeline for pipeline, _ in free)
     tasks: list[Callable[[], object]] = [functools.partial(_flush, pipeline, task) for pipeline, task in free]
@@ -479,7 +502,7 @@ def _after_fork_in_child() -> None:
         return
     # The parent's exporters, span pipeline and collector are left untouched: they belong to it.
     state.settings, state.exports, state.tracer_provider = None, [], None
-    state.span_exporters, state.collector, state.prometheus = [], None, None
+    state.span_exporters, state.collector, state.prometheus, state.logs = [], None, None, None
     state.registry = Registry()
     _restart(settings, resource)
 

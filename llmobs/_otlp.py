@@ -21,6 +21,7 @@ from ._config import OTLPTarget
 from ._failsafe import guarded, warn_once
 
 if TYPE_CHECKING:
+    from opentelemetry.sdk._logs.export import LogRecordExporter
     from opentelemetry.sdk.metrics.export import Metric, MetricExporter, MetricsData, ResourceMetrics, ScopeMetrics
     from opentelemetry.sdk.trace.export import SpanExporter
 
@@ -65,6 +66,16 @@ def span_exporter(target: OTLPTarget) -> SpanExporter:
 
         return Grpc(endpoint=target.endpoint, headers=dict(target.headers), timeout=target.timeout)
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as Http
+
+    return Http(endpoint=target.endpoint, headers=dict(target.headers), timeout=target.timeout)
+
+
+def log_exporter(target: OTLPTarget) -> LogRecordExporter:
+    if target.protocol == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter as Grpc
+
+        return Grpc(endpoint=target.endpoint, headers=dict(target.headers), timeout=target.timeout)
+    from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter as Http
 
     return Http(endpoint=target.endpoint, headers=dict(target.headers), timeout=target.timeout)
 

@@ -19,9 +19,11 @@ import grpc
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.message import Message
 from google.rpc.error_details_pb2 import RetryInfo
+from opentelemetry.proto.collector.logs.v1 import logs_service_pb2, logs_service_pb2_grpc
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2, metrics_service_pb2_grpc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.logs.v1.logs_pb2 import SeverityNumber
 from opentelemetry.proto.metrics.v1.metrics_pb2 import AggregationTemporality
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
@@ -33,6 +35,7 @@ T = TypeVar("T")
 _SIGNALS: dict[str, tuple[type[Message], type[Message]]] = {
     "metrics": (metrics_service_pb2.ExportMetricsServiceRequest, metrics_service_pb2.ExportMetricsServiceResponse),
     "traces": (trace_service_pb2.ExportTraceServiceRequest, trace_service_pb2.ExportTraceServiceResponse),
+    "logs": (logs_service_pb2.ExportLogsServiceRequest, logs_service_pb2.ExportLogsServiceResponse),
 }
 _TEMPORALITY: dict[int | None, str] = {
     AggregationTemporality.AGGREGATION_TEMPORALITY_CUMULATIVE: "cumulative",
@@ -42,7 +45,7 @@ _TEMPORALITY: dict[int | None, str] = {
 
 @dataclass(frozen=True)
 class Received:
-    """One export request as it arrived: signal ("metrics"/"traces"), transport, lowercased headers, protobuf."""
+    """One export request as it arrived: signal ("metrics"/"traces"/"logs"), transport, lowercased headers, protobuf."""
 
     signal: str
     transport: Transport
@@ -97,6 +100,23 @@ class SpanRecord:
     events: list[tuple[str, dict[str, Any]]]
     start_time_unix_nano: int
     end_time_unix_nano: int
+    resource: dict[str, Any]
+    scope: str
+    transport: Transport
+
+
+@dataclass(frozen=True)
+class LogRecord:
+    """One log record, with ids as hex strings ("" when unset) and the severity as its proto name."""
+
+    event_name: str
+    severity_number: str
+    severity_text: str
+    body: Any
+    attributes: dict[str, Any]
+    trace_id: str
+    span_id: str
+    time_unix_nano: int
     resource: dict[str, Any]
     scope: str
     transport: Transport
@@ -186,8 +206,30 @@ def _spans(rec: Received) -> list[SpanRecord]:
     ]
 
 
+def _logs(rec: Received) -> list[LogRecord]:
+    """Flatten one logs request into LogRecords."""
+    return [
+        LogRecord(
+            event_name=r.event_name,
+            severity_number=SeverityNumber.Name(r.severity_number),
+            severity_text=r.severity_text,
+            body=_value(r.body) if r.HasField("body") else None,
+            attributes=_attrs(r.attributes),
+            trace_id=r.trace_id.hex(),
+            span_id=r.span_id.hex(),
+            time_unix_nano=r.time_unix_nano,
+            resource=_attrs(rl.resource.attributes),
+            scope=sl.scope.name,
+            transport=rec.transport,
+        )
+        for rl in rec.message.resource_logs
+        for sl in rl.scope_logs
+        for r in sl.log_records
+    ]
+
+
 class OTLPReceiver:
-    """OTLP metrics/traces receiver on 127.0.0.1 over gRPC and HTTP; `mode` simulates a failing backend.
+    """OTLP metrics/traces/logs receiver on 127.0.0.1 over gRPC and HTTP; `mode` simulates a failing backend.
 
     "refuse" answers UNAVAILABLE / HTTP 503, "hang" never answers, "throttle" answers `throttle_status`
     (HTTP 429 or 503, gRPC RESOURCE_EXHAUSTED or UNAVAILABLE) with `retry_after` seconds in a Retry-After
@@ -218,6 +260,7 @@ class OTLPReceiver:
         self._grpc = grpc.server(self._pool, options=options)
         metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(_Servicer(self), self._grpc)  # type: ignore[no-untyped-call]
         trace_service_pb2_grpc.add_TraceServiceServicer_to_server(_Servicer(self), self._grpc)  # type: ignore[no-untyped-call]
+        logs_service_pb2_grpc.add_LogsServiceServicer_to_server(_Servicer(self), self._grpc)  # type: ignore[no-untyped-call]
         self._grpc_port = self._grpc.add_insecure_port("127.0.0.1:0")
         self._grpc.start()
         receiver = self
@@ -357,19 +400,30 @@ class OTLPReceiver:
         """All spans received, in arrival order."""
         return [s for r in self.requests if r.signal == "traces" for s in _spans(r)]
 
+    def logs(self) -> list[LogRecord]:
+        """All log records received, in arrival order."""
+        return [record for r in self.requests if r.signal == "logs" for record in _logs(r)]
+
     def wait_for(self, predicate: Callable[[OTLPReceiver], T], timeout: float = 10.0) -> T:
         """Poll every 20 ms until `predicate(self)` is truthy and return it; AssertionError on timeout."""
         deadline = time.monotonic() + timeout
         while not (result := predicate(self)):
             if time.monotonic() > deadline:
                 metrics, spans = sorted({p.name for p in self.metrics()}), [s.name for s in self.spans()]
-                raise AssertionError(f"timed out after {timeout}s; received metrics={metrics} spans={spans}")
+                logs = len(self.logs())
+                raise AssertionError(
+                    f"timed out after {timeout}s; received metrics={metrics} spans={spans} logs={logs}"
+                )
             time.sleep(0.02)
         return result
 
 
-class _Servicer(metrics_service_pb2_grpc.MetricsServiceServicer, trace_service_pb2_grpc.TraceServiceServicer):
-    """Both gRPC services in one: the request type tells which signal arrived."""
+class _Servicer(
+    metrics_service_pb2_grpc.MetricsServiceServicer,
+    trace_service_pb2_grpc.TraceServiceServicer,
+    logs_service_pb2_grpc.LogsServiceServicer,
+):
+    """The three gRPC services in one: the request type tells which signal arrived."""
 
     def __init__(self, receiver: OTLPReceiver) -> None:
         self._receiver = receiver
