@@ -5,6 +5,7 @@ from typing import Any as _Any
 
 from ._batch import BatchRun, current_batch, monitor_batch
 from ._config import ConfigError
+from ._engine import record_batch_size, record_cache_lookup, set_kv_cache_usage, set_queue_length
 from ._handle import Inference, current_inference
 from ._inference import monitor_inference
 from ._lifecycle import force_flush, init, shutdown
@@ -14,6 +15,7 @@ if _TYPE_CHECKING:
     from ._clients import instrument_http_clients
     from ._middleware import ASGIMiddleware, WSGIMiddleware, instrument_fastapi, instrument_flask
     from ._prometheus.apps import prometheus_asgi_app, prometheus_wsgi_app
+    from ._transformers import instrument_transformers, uninstrument_transformers
 
 _LAZY = {
     "ASGIMiddleware": "_middleware",
@@ -23,6 +25,8 @@ _LAZY = {
     "instrument_http_clients": "_clients",
     "prometheus_asgi_app": "_prometheus.apps",
     "prometheus_wsgi_app": "_prometheus.apps",
+    "instrument_transformers": "_transformers",
+    "uninstrument_transformers": "_transformers",
 }
 
 
@@ -52,9 +56,15 @@ __all__ = [
     "instrument_fastapi",
     "instrument_flask",
     "instrument_http_clients",
+    "instrument_transformers",
     "prometheus_asgi_app",
     "prometheus_wsgi_app",
+    "record_batch_size",
+    "record_cache_lookup",
+    "set_kv_cache_usage",
+    "set_queue_length",
     "shutdown",
+    "uninstrument_transformers",
     "WSGIMiddleware",
 ]
 
@@ -68,6 +78,10 @@ for _name in (
     "init",
     "monitor_batch",
     "monitor_inference",
+    "record_batch_size",
+    "record_cache_lookup",
+    "set_kv_cache_usage",
+    "set_queue_length",
     "shutdown",
 ):
     globals()[_name].__module__ = __name__  # shown as llmobs.ConfigError, not llmobs._config.ConfigError

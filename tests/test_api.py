@@ -25,11 +25,17 @@ def test_public_names() -> None:
             "instrument_fastapi",
             "instrument_flask",
             "instrument_http_clients",
+            "instrument_transformers",
             "monitor_batch",
             "monitor_inference",
             "prometheus_asgi_app",
             "prometheus_wsgi_app",
+            "record_batch_size",
+            "record_cache_lookup",
+            "set_kv_cache_usage",
+            "set_queue_length",
             "shutdown",
+            "uninstrument_transformers",
         ]
     )
     for name in llmobs.__all__:
@@ -57,6 +63,8 @@ def test_import_loads_no_framework_nor_collector_dependency() -> None:
         "aiohttp",
         "wrapt",
         "opentelemetry.instrumentation",
+        "torch",
+        "transformers",
     ]
     code = f"import sys, llmobs; print([m for m in {heavy!r} if m in sys.modules])"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -68,5 +76,6 @@ def test_the_namespace_holds_only_the_public_names() -> None:
     code = "import llmobs, json; print(json.dumps(sorted(n for n in vars(llmobs) if not n.startswith('_'))))"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     lazy = MIDDLEWARE | {"prometheus_asgi_app", "prometheus_wsgi_app", "instrument_http_clients"}
+    lazy |= {"instrument_transformers", "uninstrument_transformers"}
     public_modules = {"semconv"}
     assert set(json.loads(result.stdout)) == set(llmobs.__all__) - lazy - {"__version__"} | public_modules
