@@ -6,6 +6,7 @@ from typing import Any as _Any
 from ._batch import BatchRun, current_batch, monitor_batch
 from ._config import ConfigError
 from ._engine import record_batch_size, record_cache_lookup, set_kv_cache_usage, set_queue_length
+from ._evaluation import EvaluationRun, monitor_evaluation, record_evaluation
 from ._handle import Inference, current_inference
 from ._inference import monitor_inference
 from ._lifecycle import force_flush, init, shutdown
@@ -45,6 +46,7 @@ __all__ = [
     "ASGIMiddleware",
     "BatchRun",
     "ConfigError",
+    "EvaluationRun",
     "Inference",
     "__version__",
     "current_batch",
@@ -52,6 +54,7 @@ __all__ = [
     "force_flush",
     "init",
     "monitor_batch",
+    "monitor_evaluation",
     "monitor_inference",
     "instrument_fastapi",
     "instrument_flask",
@@ -59,6 +62,7 @@ __all__ = [
     "instrument_transformers",
     "prometheus_asgi_app",
     "prometheus_wsgi_app",
+    "record_evaluation",
     "record_batch_size",
     "record_cache_lookup",
     "set_kv_cache_usage",
@@ -71,6 +75,7 @@ __all__ = [
 for _name in (
     "BatchRun",
     "ConfigError",
+    "EvaluationRun",
     "Inference",
     "current_batch",
     "current_inference",
@@ -82,6 +87,8 @@ for _name in (
     "record_cache_lookup",
     "set_kv_cache_usage",
     "set_queue_length",
+    "monitor_evaluation",
+    "record_evaluation",
     "shutdown",
 ):
     globals()[_name].__module__ = __name__  # shown as llmobs.ConfigError, not llmobs._config.ConfigError

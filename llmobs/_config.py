@@ -74,6 +74,11 @@ class Settings:
     probe_targets: tuple[Target, ...] = ()
     probe_interval: float = 10.0
     probe_timeout: float = 2.0
+    history: str | None = None
+    """The SQLite history file (None: off)."""
+    history_retention: float = 7 * 86_400.0
+    history_max_bytes: int = 100 * 2**20
+    capture_evaluation_explanations: bool = False
     logs_otlp: OTLPTarget | None = None
     logs_console: bool = False
     ecs_log: str | None = None
@@ -107,6 +112,8 @@ def load(
     probe_targets: Sequence[str] | None = None,
     probe_interval: float | None = None,
     probe_timeout: float | None = None,
+    history: bool | str | None = None,
+    capture_evaluation_explanations: bool | None = None,
     ecs_log: str | None = None,
     capture_logging: bool | None = None,
     inventory: bool | None = None,
@@ -183,6 +190,14 @@ def load(
             _seconds_arg(probe_timeout, "probe_timeout", 0.01, 60.0),
             _millis_var(env, _env.LLMOBS_PROBE_TIMEOUT, 0.01, 60.0),
             2.0,
+        ),
+        history=_history(history, env, default_summary if summary is None else bool(summary), service_name),
+        history_retention=_first(_duration_var(env, _env.LLMOBS_HISTORY_RETENTION), 7 * 86_400.0),
+        history_max_bytes=_first(_int_var(env, _env.LLMOBS_HISTORY_MAX_MB, 1, 1_000_000), 100) * 2**20,
+        capture_evaluation_explanations=_first(
+            _bool_arg(capture_evaluation_explanations, "capture_evaluation_explanations"),
+            _bool_var(env, _env.LLMOBS_CAPTURE_EVALUATION_EXPLANATIONS),
+            False,
         ),
         logs_otlp=logs_otlp,
         logs_console="console" in (logs_exporters or ()),
@@ -621,3 +636,58 @@ def _span_limits(env: Mapping[str, str]) -> dict[str, int]:
         fallback = limits[default] if isinstance(default, str) else default
         limits[argument] = _first(_int_var(env, name, 0, 2**31 - 1), fallback)
     return limits
+
+
+_DURATION_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86_400.0, "w": 7 * 86_400.0}
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in ``90s``, ``30m``, ``24h``, ``7d`` or ``2w``; ValueError saying the form otherwise."""
+    number, unit = text.strip()[:-1], text.strip()[-1:]
+    try:
+        seconds = float(number) * _DURATION_UNITS[unit]
+    except (KeyError, ValueError):
+        raise ValueError(f"{text!r} is not a duration such as 90s, 30m, 24h, 7d or 2w") from None
+    if not 0 < seconds < float("inf"):
+        raise ValueError(f"{text!r} must be a positive duration")
+    return seconds
+
+
+def _duration_var(env: Mapping[str, str], name: str) -> float | None:
+    raw = env.get(name)
+    if raw is None:
+        return None
+    try:
+        return parse_duration(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name}: {exc}") from None
+
+
+def _history(option: object, env: Mapping[str, str], summary: bool, service: object) -> str | None:
+    """The history file: ``init(history=...)``, else LLMOBS_HISTORY, else the default file when the
+    embedded summary is on (the user's data directory, one file per service)."""
+    value = _bool_arg(option, "history") if isinstance(option, bool) or option is None else option
+    source = "init(history=...)"
+    if value is None and _env.LLMOBS_HISTORY in env:
+        value, source = env[_env.LLMOBS_HISTORY].strip(), _env.LLMOBS_HISTORY
+        value = {"off": False, "false": False, "on": True, "true": True}.get(value.lower(), value)
+    if value is None:
+        value = summary
+    if value is False:
+        return None
+    if value is True:
+        return default_history_path(env, service if isinstance(service, str) else env.get("OTEL_SERVICE_NAME"))
+    if not isinstance(value, str) or not value or "\x00" in value:
+        raise ConfigError(f"{source} must be off, on, or the path of the SQLite history file")
+    path = os.path.abspath(os.path.expanduser(value))
+    if os.path.isdir(path):
+        raise ConfigError(f"{source}={value!r} is a directory: name a file in it, e.g. {path}/history.db")
+    return path
+
+
+def default_history_path(env: Mapping[str, str], service: str | None) -> str:
+    """``$XDG_DATA_HOME/llmobs/<service>.db``, else ``~/.local/share/llmobs/<service>.db``."""
+    data = env.get("XDG_DATA_HOME", "")
+    if not os.path.isabs(data):
+        data = os.path.join(os.path.expanduser("~"), ".local", "share")
+    return os.path.join(data, "llmobs", f"{re.sub(r'[^A-Za-z0-9_.-]', '_', service or 'default')[:64]}.db")

@@ -178,6 +178,21 @@ LLMOBS_PROBE_INTERVAL: Final = "LLMOBS_PROBE_INTERVAL"
 LLMOBS_PROBE_TIMEOUT: Final = "LLMOBS_PROBE_TIMEOUT"
 """Milliseconds each probe phase (DNS, connect, HTTP) may take."""
 
+# Model quality and the local history (docs/quality.md, docs/history.md)
+
+LLMOBS_HISTORY: Final = "LLMOBS_HISTORY"
+"""``off``, ``on`` (the default file in the user's data directory) or the SQLite file's path; on by
+default with the embedded summary."""
+
+LLMOBS_HISTORY_RETENTION: Final = "LLMOBS_HISTORY_RETENTION"
+"""How long the history keeps intervals: ``7d``, ``24h``, ``90m``."""
+
+LLMOBS_HISTORY_MAX_MB: Final = "LLMOBS_HISTORY_MAX_MB"
+"""Size cap of the history file in MiB; the oldest intervals go first."""
+
+LLMOBS_CAPTURE_EVALUATION_EXPLANATIONS: Final = "LLMOBS_CAPTURE_EVALUATION_EXPLANATIONS"
+"""``true`` exports evaluation explanations (off: they may quote a prompt or a completion)."""
+
 # Logs and security events (docs/logs.md, docs/security.md)
 
 OTEL_LOGS_EXPORTER: Final = "OTEL_LOGS_EXPORTER"

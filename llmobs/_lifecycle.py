@@ -99,6 +99,8 @@ def init(
     probe_targets: Sequence[str] | None = None,
     probe_interval: float | None = None,
     probe_timeout: float | None = None,
+    history: bool | str | None = None,
+    capture_evaluation_explanations: bool | None = None,
     ecs_log: str | None = None,
     capture_logging: bool | None = None,
     inventory: bool | None = None,
@@ -133,6 +135,8 @@ def init(
             probe_targets=probe_targets,
             probe_interval=probe_interval,
             probe_timeout=probe_timeout,
+            history=history,
+            capture_evaluation_explanations=capture_evaluation_explanations,
             ecs_log=ecs_log,
             capture_logging=capture_logging,
             inventory=inventory,
@@ -298,6 +302,11 @@ def _registry(settings: _config.Settings, resource: Resource, extra: Sequence[Me
         from ._summary import SummaryExporter
 
         _export(registry, SummaryExporter(), resource, True, settings)
+    if settings.history is not None:
+        from ._history import HistoryExporter
+
+        history = HistoryExporter(settings.history, settings.history_retention, settings.history_max_bytes)
+        _export(registry, history, resource, True, settings)
     for exporter in extra:
         _export(registry, exporter, resource, False, settings)
     return registry

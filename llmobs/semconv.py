@@ -462,3 +462,55 @@ SECURITY_EVENT_NAME = "llmobs.security"
 ACCESS_EVENT = "llmobs.access"
 INVENTORY_EVENT = "llmobs.inventory"
 VULNERABILITY_EVENT = "llmobs.vulnerability"
+
+# Model quality (llmobs/_evaluation.py): evaluation results as the GenAI conventions define the
+# gen_ai.evaluation.result event, and periodic evaluation runs over a test set.
+EVALUATION_EVENT = "gen_ai.evaluation.result"
+EVALUATION_NAME = "gen_ai.evaluation.name"
+EVALUATION_SCORE_VALUE = "gen_ai.evaluation.score.value"
+EVALUATION_SCORE_LABEL = "gen_ai.evaluation.score.label"
+EVALUATION_EXPLANATION = "gen_ai.evaluation.explanation"
+RESPONSE_ID = "gen_ai.response.id"
+EVALUATION_OUTCOME = "llmobs.evaluation.outcome"
+"""An evaluation run's item: ``correct``, ``incorrect`` or ``error``."""
+
+SCORE_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0, 2.0, 3.0, 4.0, 5.0, 10.0)
+"""Fine over 0..1 (most scores), then whole steps for 1..5 ratings."""
+
+EVALUATION_SCORE = Instrument(
+    "llmobs.evaluation.score",
+    Kind.HISTOGRAM,
+    "1",
+    "Evaluation scores, by gen_ai.evaluation.name and gen_ai.request.model.",
+    SCORE_BUCKETS,
+)
+EVALUATION_LABELS = Instrument(
+    "llmobs.evaluation.labels",
+    Kind.COUNTER,
+    "{evaluation}",
+    "Evaluation results, by gen_ai.evaluation.name, gen_ai.request.model and gen_ai.evaluation.score.label.",
+)
+EVALUATION_ACCURACY = Instrument(
+    "llmobs.evaluation.accuracy",
+    Kind.GAUGE,
+    "1",
+    "Fraction of items correct in the latest finished evaluation run, by gen_ai.evaluation.name and model.",
+)
+EVALUATION_ITEMS = Instrument(
+    "llmobs.evaluation.items",
+    Kind.COUNTER,
+    "{item}",
+    "Items evaluation runs went through, by llmobs.evaluation.outcome.",
+)
+EVALUATION_DURATION = Instrument(
+    "llmobs.evaluation.duration",
+    Kind.HISTOGRAM,
+    "s",
+    "Wall time of one evaluation run; error.type when it raised.",
+    BATCH_DURATION_BUCKETS,
+)
+
+# Profiling (docs/profiling.md)
+
+PROFILE_PATH = "llmobs.profile.path"
+"""On a profiled call's span: the trace (torch.profiler) or stats (cProfile) file of that call."""

@@ -16,12 +16,13 @@ from tests.otlp_receiver import OTLPReceiver
 
 
 @pytest.fixture(autouse=True)
-def clean_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """Each test starts with no OTEL_*/LLMOBS_* variables and no warnings given, and ends with
-    llmobs shut down."""
+    llmobs shut down. The embedded default's history goes to a data directory of the test's own."""
     for key in list(os.environ):
         if key.startswith(("OTEL_", "LLMOBS_")):
             monkeypatch.delenv(key)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path_factory.mktemp("data")))
     _failsafe.reset()  # "warn once" starts over in each test
     yield
     llmobs.shutdown(timeout=2)
