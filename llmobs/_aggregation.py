@@ -58,12 +58,12 @@ Exemplar = tuple[float, int, int, int]
 class HistogramSeries:
     """Explicit-bucket histogram; bucket ``i`` counts values in ``(bounds[i-1], bounds[i]]``."""
 
-    __slots__ = ("_name", "_lock", "_bounds", "counts", "sum", "min", "max", "start_ns", "exemplars")
+    __slots__ = ("_name", "_lock", "bounds", "counts", "sum", "min", "max", "start_ns", "exemplars")
 
     def __init__(self, name: str, lock: threading.RLock, bounds: tuple[float, ...]) -> None:
         self._name = name
         self._lock = lock
-        self._bounds = bounds
+        self.bounds = bounds
         self.counts = [0] * (len(bounds) + 1)
         self.sum = 0.0
         self.min = float("inf")
@@ -72,7 +72,7 @@ class HistogramSeries:
         self.exemplars: list[Exemplar | None] | None = None
 
     def record(self, value: float) -> None:
-        index = bisect_left(self._bounds, value)
+        index = bisect_left(self.bounds, value)
         with self._lock:
             try:
                 total = self.sum + value
@@ -91,7 +91,7 @@ class HistogramSeries:
     def exemplar(self, value: float, trace_id: int, span_id: int) -> None:
         """Keep ``value`` with the trace that recorded it as its bucket's exemplar (the latest per
         bucket), so that a latency spike links to its trace. Only traced calls pay for it."""
-        index = bisect_left(self._bounds, value)
+        index = bisect_left(self.bounds, value)
         with self._lock:
             if self.exemplars is None:
                 self.exemplars = [None] * len(self.counts)
@@ -253,6 +253,8 @@ class HistogramSnapshot:
     max: float | None
     start_ns: int
     exemplars: tuple[Exemplar | None, ...] = ()
+    bounds: tuple[float, ...] | None = None
+    """The series' boundaries; None: its instrument's."""
 
 
 @dataclass(frozen=True)
@@ -273,8 +275,12 @@ class Registry:
     API meter, so that an application's own MeterProvider carries llmobs's numbers.
     """
 
-    def __init__(self, max_series: int = 2000, meter: object = None) -> None:
+    def __init__(
+        self, max_series: int = 2000, meter: object = None, buckets: Mapping[str, tuple[float, ...]] | None = None
+    ) -> None:
         self.max_series = max_series
+        self.buckets = buckets or {}
+        """Boundaries by histogram name, over the instrument's own (init's ``buckets``)."""
         self._meter = meter
         # Re-entrant: a signal handler or a logging handler may run instrumented code while this
         # thread holds the lock.
@@ -328,15 +334,18 @@ class Registry:
     def _new(self, instrument: Instrument, attributes: Attributes) -> Series:
         if self._meter is not None:
             if instrument not in self._api:
-                self._api[instrument] = _api_method(self._meter, instrument)
+                self._api[instrument] = _api_method(self._meter, instrument, self._bounds(instrument))
             return _Forward(self._api[instrument], dict(attributes))
         if instrument.kind is Kind.HISTOGRAM:
-            return HistogramSeries(instrument.name, self._lock, instrument.buckets)
+            return HistogramSeries(instrument.name, self._lock, self._bounds(instrument))
         if instrument.kind is Kind.GAUGE:
             return GaugeSeries()
         if instrument.kind is Kind.IN_FLIGHT:
             return InFlightSeries()
         return SumSeries(instrument.name, self._lock)
+
+    def _bounds(self, instrument: Instrument) -> tuple[float, ...]:
+        return self.buckets.get(instrument.name, instrument.buckets)
 
     def collect(self) -> Collected:
         """Copy every series under the lock; building export points happens outside it."""
@@ -368,16 +377,17 @@ def _snapshot(series: LocalSeries) -> Snapshot:
             None if empty else series.max,
             series.start_ns,
             () if series.exemplars is None else tuple(series.exemplars),
+            series.bounds,
         )
     assert series.value is not None
     return ValueSnapshot(series.value, series.start_ns)
 
 
-def _api_method(meter: object, instrument: Instrument) -> Callable[..., None]:
+def _api_method(meter: object, instrument: Instrument, bounds: tuple[float, ...]) -> Callable[..., None]:
     name, unit, description = instrument.name, instrument.unit, instrument.description
     if instrument.kind is Kind.HISTOGRAM:
         return meter.create_histogram(  # type: ignore[attr-defined, no-any-return]
-            name, unit, description, explicit_bucket_boundaries_advisory=list(instrument.buckets)
+            name, unit, description, explicit_bucket_boundaries_advisory=list(bounds)
         ).record
     if instrument.kind is Kind.COUNTER:
         return meter.create_counter(name, unit, description).add  # type: ignore[attr-defined, no-any-return]

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Literal, TypeVar
 from urllib.parse import unquote, urlsplit
 
-from . import _env
+from . import _buckets, _env
 from ._attributes import AttributeValue
 from ._env import GENERIC, LOGS, METRICS, TRACES, OTLPVariables
 from ._targets import Target, parse_targets
@@ -86,6 +86,8 @@ class Settings:
     capture_logging: bool = False
     inventory: bool = True
     principal_key: bytes | None = field(default=None, repr=False)
+    buckets: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
+    """Histogram boundaries by metric name, where the user chose them (``_buckets``)."""
 
 
 def load(
@@ -118,6 +120,7 @@ def load(
     capture_logging: bool | None = None,
     inventory: bool | None = None,
     principal_key: str | None = None,
+    buckets: Mapping[str, Sequence[float] | str] | None = None,
     env: Mapping[str, str] | None = None,
 ) -> Settings:
     """The settings ``init`` asks for: each option from its argument, then its variable, then its
@@ -207,6 +210,7 @@ def load(
         ),
         inventory=_first(_bool_arg(inventory, "inventory"), _bool_var(env, _env.LLMOBS_INVENTORY), True),
         principal_key=_principal_key(principal_key, env),
+        buckets=_buckets_of(buckets, env),
     )
 
 
@@ -334,6 +338,13 @@ def _exporters(env: Mapping[str, str], name: str, supported: tuple[str, ...]) ->
             f"{', '.join(supported)} ('console' prints llmobs's summary)"
         )
     return names
+
+
+def _buckets_of(option: Mapping[str, Sequence[float] | str] | None, env: Mapping[str, str]) -> _buckets.Buckets:
+    try:
+        return _buckets.load(option, env)
+    except ValueError as problem:
+        raise ConfigError(str(problem)) from None
 
 
 def _probe_targets(option: object, env: Mapping[str, str]) -> tuple[Target, ...]:

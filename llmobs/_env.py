@@ -235,6 +235,10 @@ LLMOBS_PRINCIPAL_KEY: Final = "LLMOBS_PRINCIPAL_KEY"
 """The secret (16+ characters) that keys the HMAC of a middleware's ``principal``; never shown."""
 
 
+LLMOBS_BUCKETS: Final = "LLMOBS_BUCKETS"
+"""Histogram boundaries, ``name=b1,b2,...`` or ``name=embedding``, separated by ``;`` (docs/engines.md)."""
+
+
 class OTLPVariables(NamedTuple):
     """The variables of one OTLP signal (or the generic ones)."""
 

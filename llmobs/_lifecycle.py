@@ -105,6 +105,7 @@ def init(
     capture_logging: bool | None = None,
     inventory: bool | None = None,
     principal_key: str | None = None,
+    buckets: Mapping[str, Sequence[float] | str] | None = None,
 ) -> None:
     """Configure llmobs from arguments, then ``OTEL_*``/``LLMOBS_*`` variables; start exporting.
 
@@ -141,6 +142,7 @@ def init(
             capture_logging=capture_logging,
             inventory=inventory,
             principal_key=principal_key,
+            buckets=buckets,
         )
     except _config.ConfigError as error:
         if not _config.wants_fail_open(fail_open, os.environ):
@@ -289,9 +291,10 @@ def _child_resource(resource: Resource) -> Resource:
 def _registry(settings: _config.Settings, resource: Resource, extra: Sequence[MetricExporter]) -> Registry:
     provider = metrics.get_meter_provider()
     if _installed(provider):
-        return Registry(settings.max_series, meter=provider.get_meter("llmobs", __version__))
+        return Registry(settings.max_series, meter=provider.get_meter("llmobs", __version__), buckets=settings.buckets)
     registry = state.registry if isinstance(state.registry, Registry) else Registry()
     registry.max_series = settings.max_series
+    registry.buckets = settings.buckets
     if settings.metrics_otlp is not None:
         from ._otlp import metric_exporter
 

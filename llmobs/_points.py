@@ -130,7 +130,8 @@ class Points:
         if not all(c in UINT64 for c in (count, *counts)) or any(_double(v) is None for v in numbers if v is not None):
             _dropped(instrument, f"count {count}, sum {total}")
             return None
-        exemplars, bounds = _exemplars(snap.exemplars, start), instrument.buckets
+        exemplars = _exemplars(snap.exemplars, start)
+        bounds = instrument.buckets if snap.bounds is None else snap.bounds
         return HistogramDataPoint(dict(attributes), start, now, count, total, counts, bounds, lo, hi, exemplars)  # type: ignore[arg-type]
 
     def _value_point(
