@@ -19,7 +19,7 @@ from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.trace import Span, SpanKind
 
-from . import _lifecycle
+from . import _lifecycle, _logs
 from . import semconv as names
 from ._aggregation import OVERFLOW_ATTRIBUTES, Bundle, HistogramSeries, Series, capped, steps
 from ._attributes import Attributes, freeze, merge
@@ -182,6 +182,7 @@ class Site:
         elif isinstance(outcome, BaseException):
             recorded = self._keyed(names.REQUEST_DURATION, attrs, names.ERROR_TYPE, error_type(outcome))
             recorded.record(duration)
+            _log_failure(call, attrs, outcome, duration)
         else:
             recorded = self._keyed(names.REQUEST_DURATION, attrs, names.END_REASON, outcome)
             recorded.record(duration)
@@ -296,6 +297,13 @@ class Site:
         elif outcome is not None:
             span.set_attribute(names.END_REASON, outcome)
         span.end()
+
+
+def _log_failure(call: Call, attrs: Attributes, error: BaseException, duration: float) -> None:
+    """The ERROR record of a failed call, while the logs signal is on (only failures pay for it)."""
+    if _logs.emitter.logger is not None:
+        context = _logs.span_context(call.span)
+        _logs.failed(names.INFERENCE_FAILURE_EVENT, dict(attrs), error_type(error), error, duration, context)
 
 
 def _exemplar(series: HistogramSeries, duration: float, span: Span) -> None:

@@ -19,6 +19,7 @@ from opentelemetry.context import Context
 from ._attributes import AttributeValue, clean_value
 from ._failsafe import guarded
 from ._version import __version__
+from .semconv import ERROR_TYPE, EVENT_DURATION, EXCEPTION_MESSAGE, EXCEPTION_STACKTRACE
 
 if TYPE_CHECKING:
     from opentelemetry.sdk._logs import LoggerProvider
@@ -82,6 +83,27 @@ def emit(
         event_name=name,
         context=context,
     )
+
+
+@guarded(where="error log record")
+def failed(
+    name: str,
+    attributes: dict[str, AttributeValue],
+    error_type: str,
+    error: BaseException | None,
+    duration: float,
+    context: Context | None,
+) -> None:
+    """The ERROR record of a failed call or a 5xx: ``error.type`` and the duration; the exception's
+    message and stack trace only with ``capture_exception_messages`` (they may quote a prompt)."""
+    attributes[ERROR_TYPE] = error_type
+    attributes[EVENT_DURATION] = int(duration * 1e9)
+    if error is not None and emitter.capture_messages:
+        from ._spans import readable, stacktrace
+
+        attributes[EXCEPTION_MESSAGE] = capped(readable(error))
+        attributes[EXCEPTION_STACKTRACE] = capped(stacktrace(error))
+    emit(name, attributes, SeverityNumber.ERROR, f"{name}: {error_type}", context)
 
 
 def capped(text: str) -> str:

@@ -20,14 +20,14 @@ def fail(span: Span, exc: BaseException) -> None:
     event: dict[str, str] = {EXCEPTION_TYPE: kind}
     settings = _lifecycle.state.settings
     if settings is not None and settings.capture_exception_messages:
-        event[EXCEPTION_MESSAGE] = _readable(exc)
-        event[EXCEPTION_STACKTRACE] = _stacktrace(exc)
+        event[EXCEPTION_MESSAGE] = readable(exc)
+        event[EXCEPTION_STACKTRACE] = stacktrace(exc)
     span.set_attribute(ERROR_TYPE, kind)
     span.add_event("exception", event)
     span.set_status(Status(StatusCode.ERROR, kind))
 
 
-def _readable(exc: BaseException) -> str:
+def readable(exc: BaseException) -> str:
     """``str(exc)``, or a placeholder when the exception's ``__str__`` itself raises."""
     try:
         return str(exc)
@@ -35,7 +35,7 @@ def _readable(exc: BaseException) -> str:
         return f"<{type(exc).__name__} whose message could not be read>"
 
 
-def _stacktrace(exc: BaseException) -> str:
+def stacktrace(exc: BaseException) -> str:
     try:
         return "".join(traceback.format_exception(exc))
     except Exception:  # noqa: BLE001 - as above: formatting calls __str__ too

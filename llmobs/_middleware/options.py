@@ -4,9 +4,9 @@ when it is built, and the rule that an app is instrumented once."""
 from __future__ import annotations
 
 import weakref
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TypedDict
+from typing import Any, TypedDict
 
 from .._config import ConfigError
 from .._failsafe import warn_once
@@ -24,6 +24,11 @@ class Keywords(TypedDict, total=False):
     """Request header names allow-listed onto the server span (never metrics)."""
     response_headers: Iterable[str]
     """Response header names allow-listed onto the server span (never metrics)."""
+    principal: Callable[[Any], str | None] | None
+    """Who made the request, from the ASGI scope or WSGI environ: one access record per request, the
+    principal as an HMAC pseudonym (docs/security.md)."""
+    client_address: bool
+    """Put the client's address on access and security records (off: it is personal data)."""
 
 
 @dataclass(frozen=True)
@@ -33,6 +38,8 @@ class Options:
     skip_paths: frozenset[str] = DEFAULT_SKIP_PATHS
     request_headers: tuple[str, ...] = ()
     response_headers: tuple[str, ...] = ()
+    principal: Callable[[Any], str | None] | None = None
+    client_address: bool = False
 
 
 def options(given: Keywords) -> Options:
@@ -46,10 +53,18 @@ def options(given: Keywords) -> Options:
     skip = DEFAULT_SKIP_PATHS if paths is None else frozenset(_strings(paths, "skip_paths"))
     if any(not path.startswith("/") for path in skip):
         raise ConfigError("skip_paths must be exact URL paths starting with '/', e.g. ['/health']")
+    principal = given.get("principal")
+    if principal is not None and not callable(principal):
+        raise ConfigError("principal must be a function of the request (ASGI scope or WSGI environ) -> str | None")
+    client_address = given.get("client_address", False)
+    if not isinstance(client_address, bool):
+        raise ConfigError("client_address must be True or False")
     return Options(
         skip,
         _headers(given.get("request_headers", ()), "request_headers"),
         _headers(given.get("response_headers", ()), "response_headers"),
+        principal,
+        client_address,
     )
 
 

@@ -2,8 +2,9 @@
 body byte sent (or to the client leaving) and ended exactly once into its series and server span;
 and the series one middleware records into, bound once per attribute set.
 
-Privacy: only the method, scheme, path (spans only), route template and status are read;
-query strings, bodies and headers are never touched, except headers the user allow-listed.
+Privacy: only the method, scheme, path (spans, and sanitized on security records), route template and
+status are read; query strings, bodies and headers are never touched, except headers the user allow-listed.
+Responses of 400 and up go to ``_report``: the security counter and, while the logs signal is on, records.
 """
 
 from __future__ import annotations
@@ -13,12 +14,13 @@ from time import perf_counter
 from typing import Any, TypeVar
 
 from opentelemetry import propagate, trace
+from opentelemetry._logs import SeverityNumber
 from opentelemetry.context import Context
 from opentelemetry.propagators.textmap import Getter
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from opentelemetry.util.http import sanitize_method
 
-from .. import _lifecycle
+from .. import _lifecycle, _logs, _security
 from .. import semconv as names
 from .._aggregation import Series
 from .._attributes import Attributes, AttributeValue, freeze
@@ -82,6 +84,7 @@ class RequestRecorder:
         self._cap = 0
         self._active: dict[tuple[str, str], tuple[Series, str]] = {}
         self._finished: dict[SeriesKey, FinishedSeries] = {}
+        self.audit = options.principal is not None
 
     @guarded
     def start(
@@ -95,7 +98,7 @@ class RequestRecorder:
         if not self._enabled:
             return None
         active, method_attribute = self._active_series(method, scheme)
-        request = InFlightRequest(self, method_attribute, scheme, active, request_size)
+        request = InFlightRequest(self, method_attribute, scheme, active, request_size, carrier, path)
         if self._tracer is not None:
             request.start_span(self._tracer, method, path, carrier, getter)
         return request
@@ -141,10 +144,12 @@ class InFlightRequest:
         "_method",
         "_recorder",
         "_scheme",
+        "carrier",
         "context",
         "done",
         "first_byte",
         "last_byte",
+        "path",
         "request_size",
         "sent_bytes",
         "span",
@@ -153,9 +158,18 @@ class InFlightRequest:
     )
 
     def __init__(
-        self, recorder: RequestRecorder, method: str, scheme: str, active: Series, request_size: int | None
+        self,
+        recorder: RequestRecorder,
+        method: str,
+        scheme: str,
+        active: Series,
+        request_size: int | None,
+        carrier: Any,
+        path: str,
     ) -> None:
         self._recorder = recorder
+        self.carrier = carrier  # the ASGI scope or WSGI environ, read only for records past a 4xx
+        self.path = path
         self._method = method
         self._scheme = scheme
         self._active = active
@@ -236,6 +250,8 @@ class InFlightRequest:
             finished.request_size.record(self.request_size)
         if self.span is not None:
             self._end_span(self.span, route, status, kind, error, reason)
+        if kind is not None or (status is not None and status >= 400) or self._recorder.audit:
+            _report(self, route, status, kind, error, duration)
 
     def _end_span(
         self,
@@ -266,6 +282,60 @@ class InFlightRequest:
 
     def _span_name(self) -> str:
         return "HTTP" if self._method == "_OTHER" else self._method
+
+
+@guarded(where="security and error records")
+def _report(
+    request: InFlightRequest,
+    route: str | None,
+    status: int | None,
+    kind: str | None,
+    error: BaseException | None,
+    duration: float,
+) -> None:
+    """The security counter, then (logs on) the 5xx record, the security record and the access record."""
+    method = request._method
+    security = _security.kind_of(status, route) if status is not None else None
+    if security is not None:
+        _security.count(security, route, method)
+    if _logs.emitter.logger is None:
+        return
+    context = _logs.span_context(request.span)
+    who = _identity(request._recorder.options, request.carrier)
+    where: dict[str, AttributeValue] = {names.HTTP_METHOD: method}
+    if route is not None:
+        where[names.HTTP_ROUTE] = route
+    if status is not None:
+        where[names.HTTP_STATUS_CODE] = status
+    if kind is not None:
+        _logs.failed(names.HTTP_ERROR_EVENT, {**where, **who}, kind, error, duration, context)
+    if security is not None and status is not None:
+        fields = _security.attributes(security, route, method, status, request.path)
+        body = f"{security}: {method} {fields[names.URL_PATH]} answered {status}"
+        _logs.emit(names.SECURITY_EVENT_NAME, {**fields, **who}, SeverityNumber.WARN, body, context)
+    if request._recorder.audit:
+        outcome = "success" if status is not None and status < 400 else "failure"
+        fields = {**where, **who, names.EVENT_OUTCOME: outcome, names.EVENT_DURATION: int(duration * 1e9)}
+        _logs.emit(names.ACCESS_EVENT, fields, SeverityNumber.INFO, None, context)
+
+
+def _identity(options: Options, carrier: Any) -> dict[str, AttributeValue]:
+    """The principal's pseudonym and, opted in, the client address, as the request's carrier holds them."""
+    found: dict[str, AttributeValue] = {}
+    if options.principal is not None:
+        try:
+            pseudonym = _security.pseudonym(options.principal(carrier))
+        except Exception:  # noqa: BLE001 - the user's callable failing must not lose the record
+            warn_once("principal:raised", "llmobs: the middleware's principal callable raised; no principal recorded")
+            pseudonym = None
+        if pseudonym is not None:
+            found[names.ENDUSER_PSEUDO_ID] = pseudonym
+    if options.client_address:
+        client = carrier.get("client") if isinstance(carrier, dict) else None
+        address = client[0] if isinstance(client, (list, tuple)) and client else carrier.get("REMOTE_ADDR")
+        if isinstance(address, str):
+            found[names.CLIENT_ADDRESS] = address[: _security.MAX_PATH_LENGTH]
+    return found
 
 
 def _attributes(key: SeriesKey) -> Attributes:
