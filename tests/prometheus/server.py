@@ -75,14 +75,17 @@ class Prometheus:
 
 
 @contextmanager
-def prometheus(directory: Path, targets: list[str], *flags: str) -> Iterator[Prometheus]:
-    """Prometheus scraping ``targets`` (host:port) once a second, its data in ``directory``."""
+def prometheus(
+    directory: Path, targets: list[str], *flags: str, job: str = "llmobs", extra: str = ""
+) -> Iterator[Prometheus]:
+    """Prometheus scraping ``targets`` (host:port) once a second as ``job``, its data in ``directory``;
+    ``extra``: more top-level configuration (rule_files, alerting)."""
     assert PROMETHEUS is not None
     config = directory / "prometheus.yml"
     config.write_text(
         "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
         "scrape_configs:\n"
-        f"  - job_name: llmobs\n    static_configs: [{{targets: {json.dumps(targets)}}}]\n"
+        f"  - job_name: {job}\n    static_configs: [{{targets: {json.dumps(targets)}}}]\n{extra}"
     )
     port = free_port()
     log = directory / "prometheus.log"
