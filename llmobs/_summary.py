@@ -57,8 +57,9 @@ def percentile(
 
 
 @dataclass
-class _Histogram:
-    """Bucket counts summed over points, with the lowest min and highest max they carry (if all do)."""
+class Buckets:
+    """Bucket counts summed over points, with the lowest min and highest max they carry (if all do):
+    the summary's and ``llmobs report``'s histograms."""
 
     bounds: Sequence[float] = ()
     counts: list[int] = field(default_factory=list)
@@ -67,24 +68,32 @@ class _Histogram:
     ranged: bool = True
     total: float = 0.0
 
-    def add(self, point: HistogramDataPoint) -> None:
-        self.bounds = point.explicit_bounds
-        self.total += point.sum
+    def add_point(self, point: HistogramDataPoint) -> None:
+        self.add(point.explicit_bounds, point.bucket_counts, point.sum, point.min, point.max)
+
+    def add(
+        self, bounds: Sequence[float], counts: Sequence[int], total: float, low: float | None, high: float | None
+    ) -> None:
+        self.bounds = bounds
         if not self.counts:
-            self.counts = [0] * len(point.bucket_counts)
-        for i, count in enumerate(point.bucket_counts):
+            self.counts = [0] * len(counts)
+        for i, count in enumerate(counts):
             self.counts[i] += count
-        low, high = point.min, point.max
+        self.total += total
         if low is None or high is None or not self.ranged:
             self.ranged, self.lo, self.hi = False, None, None
             return
         self.lo = low if self.lo is None else min(self.lo, low)
         self.hi = high if self.hi is None else max(self.hi, high)
 
+    @property
+    def count(self) -> int:
+        return sum(self.counts)
+
     def quantile(self, q: float) -> float | None:
         if not self.counts:
             return None
-        return percentile(self.bounds, self.counts, q, self.lo, self.hi, self.total / max(sum(self.counts), 1))
+        return percentile(self.bounds, self.counts, q, self.lo, self.hi, self.total / max(self.count, 1))
 
 
 @dataclass
@@ -92,22 +101,22 @@ class _Model:
     calls: int = 0
     errors: int = 0
     output_tokens: float = 0.0
-    latency: _Histogram = field(default_factory=_Histogram)
-    ttft: _Histogram = field(default_factory=_Histogram)
+    latency: Buckets = field(default_factory=Buckets)
+    ttft: Buckets = field(default_factory=Buckets)
 
     def add(self, name: str, attrs: Mapping[str, Any], point: HistogramDataPoint) -> None:
         if name == names.REQUEST_DURATION.name:
             self.calls += point.count
             self.errors += point.count if names.ERROR_TYPE in attrs else 0
-            self.latency.add(point)
+            self.latency.add_point(point)
         elif name == names.TIME_TO_FIRST_TOKEN.name:
-            self.ttft.add(point)
+            self.ttft.add_point(point)
         elif name == names.TOKEN_USAGE.name and attrs.get(names.TOKEN_TYPE) == "output":
             self.output_tokens += point.sum
 
     def row(self, name: str, elapsed: float) -> str:
-        ttft = "/".join(_fine(self.ttft.quantile(q)) for q in (0.5, 0.95)) if self.ttft.counts else "-"
-        latency = [_fine(self.latency.quantile(q)) for q in (0.5, 0.95, 0.99)]
+        ttft = "/".join(short_duration(self.ttft.quantile(q)) for q in (0.5, 0.95)) if self.ttft.counts else "-"
+        latency = [short_duration(self.latency.quantile(q)) for q in (0.5, 0.95, 0.99)]
         return (
             f"  {name[:23]:<24}{self.calls:>7}{100 * self.errors / self.calls:>6.1f}%"
             f"{latency[0]:>9}{latency[1]:>9}{latency[2]:>9}{ttft:>17}{_rate(self.output_tokens, elapsed):>9}"
@@ -163,7 +172,7 @@ class _Probe:
     """One probed target: its ``up`` gauge, the p50 of its successful phases, its last failure."""
 
     up: float | None = None
-    phases: dict[str, _Histogram] = field(default_factory=lambda: defaultdict(_Histogram))
+    phases: dict[str, Buckets] = field(default_factory=lambda: defaultdict(Buckets))
     error: str | None = None
 
     def add(self, attrs: Mapping[str, Any], point: HistogramDataPoint | NumberDataPoint) -> None:
@@ -172,7 +181,7 @@ class _Probe:
         elif names.ERROR_TYPE in attrs:
             self.error = printable(str(attrs[names.ERROR_TYPE])) if point.count else self.error
         elif point.count:
-            self.phases[str(attrs.get(names.PROBE_PHASE, ""))].add(point)
+            self.phases[str(attrs.get(names.PROBE_PHASE, ""))].add_point(point)
 
     def part(self, name: str) -> str:
         if not self.up:
@@ -243,16 +252,16 @@ class _Route:
 
     requests: int = 0
     server_errors: int = 0
-    latency: _Histogram = field(default_factory=_Histogram)
+    latency: Buckets = field(default_factory=Buckets)
 
     def add(self, attrs: Mapping[str, Any], point: HistogramDataPoint) -> None:
         self.requests += point.count
         status = attrs.get(names.HTTP_STATUS_CODE)
         self.server_errors += point.count if isinstance(status, int) and status >= 500 else 0
-        self.latency.add(point)
+        self.latency.add_point(point)
 
     def row(self, name: str, elapsed: float) -> str:
-        p95 = _fine(self.latency.quantile(0.95))
+        p95 = short_duration(self.latency.quantile(0.95))
         return (
             f"  {name[:39]:<40}{self.requests / elapsed:>9.1f}{100 * self.server_errors / self.requests:>6.1f}%{p95:>9}"
         )
@@ -355,7 +364,7 @@ def _rate(tokens: float, elapsed: float) -> str:
     return f"{tokens / elapsed:.1f}" if tokens else "-"
 
 
-def _fine(seconds: float | None) -> str:
+def short_duration(seconds: float | None) -> str:
     """A latency: ``0.4ms`` below 10 ms, then as ``_duration``."""
     return f"{seconds * 1000:.1f}ms" if seconds is not None and seconds < 0.01 else _duration(seconds)
 
