@@ -9,6 +9,7 @@ from typing import Protocol, cast
 
 # Each module's docstring's first line is its help; heavy imports stay inside its ``main``.
 COMMANDS = {
+    "audit": "llmobs._audit",
     "demo": "llmobs._demo",
     "report": "llmobs._report",
     "profile": "llmobs._profiling.cli",

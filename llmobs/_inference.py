@@ -17,7 +17,6 @@ from ._call import NO_USAGE, SPAN_CONTEXT, Site, UsageExtractor
 from ._config import ConfigError
 from ._failsafe import internal_error
 from ._handle import Call, Entry, call_of, current, enter, entry_of, leave, untouched
-from ._profiling import PLAN, profiled, profiled_async
 from ._shape import Shape, wrap
 from ._streams import wrap_async_generator, wrap_generator
 from .semconv import CANCELLED
@@ -100,7 +99,7 @@ def _name_of(target: Any) -> str:
 
 
 def _wrap_function(fn: Callable[..., Any], site: Site) -> Callable[..., Any]:
-    state, plan = _lifecycle.state, PLAN  # closure variables: the cheapest loads
+    state = _lifecycle.state
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -120,7 +119,7 @@ def _wrap_function(fn: Callable[..., Any], site: Site) -> Callable[..., Any]:
             token = enter(entry)
             if context is not None:
                 SPAN_CONTEXT.set(context)
-            result = fn(*args, **kwargs) if not plan.armed else profiled(site, entry, fn, args, kwargs)
+            result = fn(*args, **kwargs)
         except BaseException as exc:
             site.end(call_of(entry), exc)
             raise
@@ -149,7 +148,7 @@ def _wrap_function(fn: Callable[..., Any], site: Site) -> Callable[..., Any]:
 
 
 def _wrap_coroutine(fn: Callable[..., Any], site: Site) -> Callable[..., Any]:
-    state, plan = _lifecycle.state, PLAN  # closure variables: the cheapest loads
+    state = _lifecycle.state
 
     @functools.wraps(fn)
     async def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -169,7 +168,7 @@ def _wrap_coroutine(fn: Callable[..., Any], site: Site) -> Callable[..., Any]:
             token = enter(entry)
             if context is not None:
                 SPAN_CONTEXT.set(context)
-            result = await (fn(*args, **kwargs) if not plan.armed else profiled_async(site, entry, fn, args, kwargs))
+            result = await fn(*args, **kwargs)
         except asyncio.CancelledError:
             site.end(call_of(entry), CANCELLED)
             raise
