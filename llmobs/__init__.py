@@ -10,6 +10,7 @@ from ._evaluation import EvaluationRun, monitor_evaluation, record_evaluation
 from ._handle import Inference, current_inference
 from ._inference import monitor_inference
 from ._lifecycle import force_flush, init, shutdown
+from ._profiling import profile
 from ._version import __version__
 
 if _TYPE_CHECKING:
@@ -60,6 +61,7 @@ __all__ = [
     "instrument_flask",
     "instrument_http_clients",
     "instrument_transformers",
+    "profile",
     "prometheus_asgi_app",
     "prometheus_wsgi_app",
     "record_evaluation",
@@ -89,6 +91,7 @@ for _name in (
     "set_queue_length",
     "monitor_evaluation",
     "record_evaluation",
+    "profile",
     "shutdown",
 ):
     globals()[_name].__module__ = __name__  # shown as llmobs.ConfigError, not llmobs._config.ConfigError

@@ -86,6 +86,13 @@ class Settings:
     capture_logging: bool = False
     inventory: bool = True
     principal_key: bytes | None = field(default=None, repr=False)
+    profiling: bool = True
+    profiling_dir: str | None = None
+    profiling_max_bytes: int = 100 * 2**20
+    profiling_auto: float | None = None
+    """Seconds: a call this slow starts an automatic capture (None: off)."""
+    profiling_auto_calls: int = 5
+    profiling_auto_cooldown: float = 600.0
     buckets: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
     """Histogram boundaries by metric name, where the user chose them (``_buckets``)."""
 
@@ -210,6 +217,12 @@ def load(
         ),
         inventory=_first(_bool_arg(inventory, "inventory"), _bool_var(env, _env.LLMOBS_INVENTORY), True),
         principal_key=_principal_key(principal_key, env),
+        profiling=_profiling_switch(env),
+        profiling_dir=_profiling_dir(env),
+        profiling_max_bytes=_first(_int_var(env, _env.LLMOBS_PROFILING_MAX_MB, 1, 1_000_000), 100) * 2**20,
+        profiling_auto=_millis_var(env, _env.LLMOBS_PROFILING_AUTO_THRESHOLD, 0.001, 3600.0),
+        profiling_auto_calls=_first(_int_var(env, _env.LLMOBS_PROFILING_AUTO_CALLS, 1, 1000), 5),
+        profiling_auto_cooldown=_first(_millis_var(env, _env.LLMOBS_PROFILING_AUTO_COOLDOWN, 0.0, 86_400.0), 600.0),
         buckets=_buckets_of(buckets, env),
     )
 
@@ -386,6 +399,21 @@ def _principal_key(option: object, env: Mapping[str, str]) -> bytes | None:
             )
     chosen = option if isinstance(option, str) else raw or None
     return chosen.strip().encode() if chosen else None
+
+
+def _profiling_switch(env: Mapping[str, str]) -> bool:
+    """LLMOBS_PROFILING: ``on`` (the default) or ``off``; ``true``/``false`` are taken too."""
+    raw = env.get(_env.LLMOBS_PROFILING, "").strip().lower()
+    if raw not in ("", "on", "off", "true", "false"):
+        raise ConfigError(f"{_env.LLMOBS_PROFILING} must be 'on' or 'off', got {env[_env.LLMOBS_PROFILING]!r}")
+    return raw not in ("off", "false")
+
+
+def _profiling_dir(env: Mapping[str, str]) -> str | None:
+    raw = env.get(_env.LLMOBS_PROFILING_DIR, "").strip()
+    if raw and not os.path.isabs(raw):
+        raise ConfigError(f"{_env.LLMOBS_PROFILING_DIR} must be an absolute directory path, got {raw!r}")
+    return raw or None
 
 
 def _prometheus(

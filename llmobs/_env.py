@@ -235,6 +235,27 @@ LLMOBS_PRINCIPAL_KEY: Final = "LLMOBS_PRINCIPAL_KEY"
 """The secret (16+ characters) that keys the HMAC of a middleware's ``principal``; never shown."""
 
 
+# Profiling (docs/profiling.md)
+
+LLMOBS_PROFILING: Final = "LLMOBS_PROFILING"
+"""``off``: no ``llmobs profile PID`` trigger and no automatic profiling (default ``on``)."""
+
+LLMOBS_PROFILING_DIR: Final = "LLMOBS_PROFILING_DIR"
+"""Absolute path of the directory profiles go to (created 0700; default ``profiles`` in the runtime directory)."""
+
+LLMOBS_PROFILING_MAX_MB: Final = "LLMOBS_PROFILING_MAX_MB"
+"""Megabytes of profiles kept in that directory; the oldest go first (default 100)."""
+
+LLMOBS_PROFILING_AUTO_THRESHOLD: Final = "LLMOBS_PROFILING_AUTO_THRESHOLD"
+"""Milliseconds: a call of a model this slow profiles that model's next calls (unset: no automatic profiling)."""
+
+LLMOBS_PROFILING_AUTO_CALLS: Final = "LLMOBS_PROFILING_AUTO_CALLS"
+"""How many calls an automatic capture profiles (default 5)."""
+
+LLMOBS_PROFILING_AUTO_COOLDOWN: Final = "LLMOBS_PROFILING_AUTO_COOLDOWN"
+"""Milliseconds before the same model can trigger an automatic capture again (default 600000)."""
+
+
 LLMOBS_BUCKETS: Final = "LLMOBS_BUCKETS"
 """Histogram boundaries, ``name=b1,b2,...`` or ``name=embedding``, separated by ``;`` (docs/engines.md)."""
 

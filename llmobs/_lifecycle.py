@@ -241,6 +241,9 @@ def _build(
             from ._collector import Collector
 
             state.collector = Collector(settings, state.registry, service)
+        from ._profiling import start as start_profiling
+
+        start_profiling(settings)
     state.generation += 1
 
 
@@ -381,6 +384,9 @@ def shutdown(timeout: float | None = None) -> bool:
         state.registry, state.tracer, state.exports, state.tracer_provider = DISABLED, None, [], None
         state.settings, state.collector, state.prometheus = None, None, None
         state.generation += 1
+    from ._profiling import stop as stop_profiling
+
+    stop_profiling()
     budget = settings.shutdown_timeout if timeout is None else timeout
     deadline = time.monotonic() + budget
     # In parallel, so that one stuck exporter cannot eat the others' share of the budget.

@@ -514,3 +514,21 @@ EVALUATION_DURATION = Instrument(
 
 PROFILE_PATH = "llmobs.profile.path"
 """On a profiled call's span: the trace (torch.profiler) or stats (cProfile) file of that call."""
+TORCH_MEMORY_ALLOCATED = Instrument(
+    "llmobs.gpu.torch.memory.allocated",
+    Kind.GAUGE,
+    "By",
+    "GPU memory PyTorch's caching allocator has handed to tensors in this process, by hw.id.",
+)
+TORCH_MEMORY_RESERVED = Instrument(
+    "llmobs.gpu.torch.memory.reserved",
+    Kind.GAUGE,
+    "By",
+    "GPU memory PyTorch's caching allocator holds from the driver in this process (allocated plus cached).",
+)
+TORCH_MEMORY_PEAK = Instrument(
+    "llmobs.gpu.torch.memory.peak",
+    Kind.GAUGE,
+    "By",
+    "The most GPU memory PyTorch's allocator has handed to tensors in this process since start (or its reset).",
+)

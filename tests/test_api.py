@@ -30,6 +30,7 @@ def test_public_names() -> None:
             "monitor_batch",
             "monitor_evaluation",
             "monitor_inference",
+            "profile",
             "prometheus_asgi_app",
             "prometheus_wsgi_app",
             "record_evaluation",

@@ -73,6 +73,9 @@ def _samplers(settings: Settings, registry: SeriesSource) -> tuple[Sampler, ...]
         from .gpu import GpuSource
 
         samplers.append(sampler("gpu", GpuSource(settings.gpu_devices, sampler)))
+        from .torch_memory import TorchMemorySource
+
+        samplers.append(sampler("torch", TorchMemorySource()))
     if settings.host:
         from .host import HostSource
 
