@@ -9,8 +9,10 @@ from typing import Protocol, cast
 
 # Each module's docstring's first line is its help; heavy imports stay inside its ``main``.
 COMMANDS = {
+    "assets": "llmobs._assets.cli",
     "audit": "llmobs._audit",
     "demo": "llmobs._demo",
+    "run": "llmobs._launcher",
     "report": "llmobs._report",
     "profile": "llmobs._profiling.cli",
 }

@@ -1,0 +1,1 @@
+"""The directory ``llmobs run`` puts first on PYTHONPATH: its ``sitecustomize`` starts llmobs."""
