@@ -82,6 +82,9 @@ class Thresholds:
     batch_stall_minutes: float = field(
         default=15.0, metadata=_meta(number, "a running batch job advanced no item for this long")
     )
+    inflight_per_pod: float = field(
+        default=4.0, metadata=_meta(number, "autoscaler target: in-flight inference calls per pod")
+    )
     absent_for: str = field(default="10m", metadata=_meta(duration, "no traffic or no telemetry for this long"))
     alert_for: str = field(
         default="5m", metadata=_meta(duration, "how long a condition holds before a threshold alert fires")
