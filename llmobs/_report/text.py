@@ -77,7 +77,7 @@ def _batches(report: Report) -> list[str]:
     out = []
     for name, b in sorted(report.batches.items()):
         progress = f", {b.progress:.0%} done" if b.progress is not None else ""
-        out.append(f"  batch {name}: {b.done:.0f} items, {b.failed:.0f} failed{progress}")
+        out.append(f"  batch {name}: {b.done:.0f} items done, {b.failed:.0f} failed{progress}")
     return out
 
 

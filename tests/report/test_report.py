@@ -1,0 +1,130 @@
+"""``llmobs report`` from a real history: the text and the HTML carry the values recorded (calls, error
+rate, tokens/s, TTFT, evaluations, batches), charts are inline PNGs, and an empty or missing history or
+an unreachable Prometheus is one line and exit status 1. Headless Chromium renders the page."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import sqlite3
+import stat
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import llmobs
+from tests.middleware.servers import ROOT
+from tests.otlp_receiver import free_port
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+needs_chromium = pytest.mark.needs_chromium
+
+
+@llmobs.monitor_inference(model="llama", operation="chat")
+def stream(fail: bool) -> Iterator[str]:
+    time.sleep(0.03)
+    if fail:
+        raise TimeoutError
+    yield from ("a", "b", "c", "d")
+
+
+@pytest.fixture(scope="module")
+def history(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A history of 20 streamed calls (2 failing), an evaluation run and a batch job."""
+    path = tmp_path_factory.mktemp("report") / "history.db"
+    llmobs.init(service_name="report-test", history=str(path), summary=False, gpu=False, host=False,
+                export_interval=3600)  # fmt: skip
+    for i in range(20):
+        with contextlib.suppress(TimeoutError):
+            list(stream(i % 10 == 0))
+        if i == 9:
+            llmobs.force_flush(timeout=5)
+    with llmobs.monitor_evaluation("golden", model="llama") as run:
+        for i in range(8):
+            run.add(correct=i < 6, score=1.0 if i < 6 else 0.25)
+    with llmobs.monitor_batch("nightly", total=10) as batch:
+        batch.advance(9, failed=1)
+    llmobs.shutdown()
+    return path
+
+
+def report(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "llmobs._cli", "report", *args], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+
+
+def test_the_report_carries_the_recorded_values(history: Path, tmp_path: Path) -> None:
+    out = tmp_path / "report.html"
+    result = report("--history", str(history), "--since", "1h", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    row = next(line.split() for line in lines if line.strip().startswith("llama"))
+    assert row[1:3] == ["20", "10.0%"]
+    assert 30 <= float(row[6].removesuffix("ms")) <= 36  # TTFT p50 of calls that sleep 30 ms
+    with sqlite3.connect(history) as db:
+        first, last = db.execute("SELECT min(start), max(end) FROM intervals").fetchone()
+    assert float(row[-1]) == pytest.approx(18 * 4 / (last - first), rel=0.01)  # output tokens/s over the data
+    assert "    top errors: TimeoutError 2" in lines
+    assert "  evaluation golden (llama): 8 scores, mean 0.812; accuracy 75.0% latest, 75.0% first" in lines
+    assert "  batch nightly: 9 items done, 1 failed, 100% done" in lines
+    assert lines[-1] == f"wrote {out}"
+    html = out.read_text()
+    assert html.count('src="data:image/png;base64,') >= 5 and "<script" not in html
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
+
+
+def test_thresholds_are_checked_like_the_alert_rules(history: Path, tmp_path: Path) -> None:
+    result = report("--history", str(history), "--set", "error_ratio=2", "--out", str(tmp_path / "r.html"))
+    assert result.returncode == 2 and "threshold error_ratio='2': must be between 0 and 1" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("since", "problem"), [("yesterday", "is not a duration"), ("0h", "must be a positive duration")]
+)
+def test_a_bad_window_is_a_usage_error(history: Path, since: str, problem: str) -> None:
+    result = report("--history", str(history), f"--since={since}")
+    assert result.returncode == 2 and problem in result.stderr
+
+
+def test_a_missing_empty_or_unreachable_source_is_one_line(tmp_path: Path) -> None:
+    missing = report("--history", str(tmp_path / "none.db"), "--out", str(tmp_path / "r.html"))
+    assert missing.returncode == 1 and missing.stderr.count("\n") == 1 and "no history at" in missing.stderr
+    empty = tmp_path / "empty.db"
+    llmobs.init(history=str(empty), summary=False, gpu=False, host=False, export_interval=3600)
+    llmobs.shutdown()  # a history file with nothing in it
+    result = report("--history", str(empty), "--out", str(tmp_path / "r.html"))
+    assert result.returncode == 1 and result.stderr.count("\n") == 1, result.stderr
+    unreachable = report("--prometheus", f"http://127.0.0.1:{free_port()}", "--out", str(tmp_path / "r.html"))
+    assert unreachable.returncode == 1 and unreachable.stderr.count("\n") == 1
+    assert "cannot reach Prometheus at" in unreachable.stderr
+    assert not (tmp_path / "r.html").exists()
+
+
+@needs_chromium
+@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian's chromium is not installed")
+def test_headless_chromium_renders_the_report(history: Path, tmp_path: Path) -> None:
+    out, png = tmp_path / "report.html", tmp_path / "report.png"
+    assert report("--history", str(history), "--out", str(out)).returncode == 0
+    with tempfile.TemporaryDirectory() as profile:
+        subprocess.run(
+            [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={profile}", f"--screenshot={png}", "--window-size=1000,1600", out.as_uri()],
+            capture_output=True, timeout=90, check=True,
+        )  # fmt: skip
+    assert colours(png) > 50  # text, lines and the threshold: not a blank page
+
+
+def colours(png: Path) -> int:
+    """Distinct colours in a PNG, read with matplotlib's image reader."""
+    from matplotlib.image import imread
+
+    pixels = imread(png)
+    return len({tuple(p) for p in pixels.reshape(-1, pixels.shape[-1])[::7]})  # every 7th pixel is plenty
