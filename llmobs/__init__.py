@@ -15,6 +15,7 @@ from ._version import __version__
 
 if _TYPE_CHECKING:
     from ._clients import instrument_http_clients
+    from ._log_handler import LogHandler, TraceContextFilter
     from ._middleware import ASGIMiddleware, WSGIMiddleware, instrument_fastapi, instrument_flask
     from ._prometheus.apps import prometheus_asgi_app, prometheus_wsgi_app
     from ._transformers import instrument_transformers, uninstrument_transformers
@@ -29,6 +30,8 @@ _LAZY = {
     "prometheus_wsgi_app": "_prometheus.apps",
     "instrument_transformers": "_transformers",
     "uninstrument_transformers": "_transformers",
+    "LogHandler": "_log_handler",
+    "TraceContextFilter": "_log_handler",
 }
 
 
@@ -45,6 +48,8 @@ def __getattr__(name: str) -> _Any:
 
 __all__ = [
     "ASGIMiddleware",
+    "LogHandler",
+    "TraceContextFilter",
     "BatchRun",
     "ConfigError",
     "EvaluationRun",

@@ -1,7 +1,6 @@
 """The FastAPI and Flask apps the logs tests serve (uvicorn, gunicorn): each answers the statuses a SIEM
 cares about, runs a monitored call that fails with a canary in its message, and names its principal."""
 
-
 from typing import Any, NoReturn
 
 import llmobs
