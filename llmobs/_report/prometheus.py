@@ -50,7 +50,9 @@ class _Client:
 
     def range(self, promql: str) -> list[dict[str, Any]]:
         """``query_range`` over the report's window: each series' labels and (time, value) pairs."""
-        query = urllib.parse.urlencode({"query": promql, "start": self.start, "end": self.end, "step": self.step})
+        # One step past the end: the grid's last point then lies at or after it, and sees the latest samples.
+        window = {"start": self.start, "end": self.end + self.step, "step": self.step}
+        query = urllib.parse.urlencode({"query": promql, **window})
         try:
             with urllib.request.urlopen(f"{self.url}/api/v1/query_range?{query}", timeout=TIMEOUT) as response:
                 body = json.load(response)
