@@ -181,19 +181,39 @@ def test_profiling_off_opens_no_trigger(monkeypatch: pytest.MonkeyPatch) -> None
     assert not os.path.exists(socket_path(os.getpid()))
 
 
-def as_nobody(action: Callable[[], None]) -> int:
-    """Run ``action`` in a forked child that became user nobody; its exit status (0: it passed)."""
+def in_child(action: Callable[[], None], nobody: bool = False) -> int:
+    """Run ``action`` in a forked child (that became user nobody); its exit status (0: it passed)."""
     pid = os.fork()
     if pid == 0:
         code = 1
         try:
-            os.setgid(65534)
-            os.setuid(65534)
+            if nobody:
+                os.setgid(65534)
+                os.setuid(65534)
             action()
             code = 0
         finally:
             os._exit(code)
     return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+
+
+def test_a_forked_worker_has_its_own_trigger_and_no_inherited_request(tmp_path: Path) -> None:
+    llmobs.init(service_name="test", summary=False)
+    llmobs.profile(5, out_dir=str(tmp_path))
+    parent = socket_path(os.getpid())
+
+    def child() -> None:
+        assert not PLAN.armed  # the parent was asked, not its workers
+        assert os.path.exists(socket_path(os.getpid()))
+        assert ask(json.dumps({"calls": 1, "out_dir": str(tmp_path)}).encode() + b"\n") == {"directory": str(tmp_path)}
+        predict(1)
+        assert len(stats(tmp_path)) == 1
+        llmobs.shutdown()
+        assert not os.path.exists(socket_path(os.getpid()))
+
+    assert in_child(child) == 0
+    assert os.path.exists(parent)  # the child left its parent's socket alone
+    assert PLAN.armed
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to become another user")
@@ -205,7 +225,7 @@ def test_another_user_cannot_reach_the_trigger() -> None:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn, pytest.raises(PermissionError):
             conn.connect(path)
 
-    assert as_nobody(connect) == 0
+    assert in_child(connect, nobody=True) == 0
     assert not PLAN.armed
 
 
@@ -223,7 +243,7 @@ def test_a_peer_of_another_user_is_refused() -> None:
             with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
                 conn.connect(path)
 
-        assert as_nobody(connect) == 0
+        assert in_child(connect, nobody=True) == 0
         conn, _ = server.accept()
         with conn:
             assert not _same_user(conn)
