@@ -16,6 +16,8 @@ TEMPLATE = "llmobs by HTTP"
 MASTER = "llmobs.get_metrics"
 Node = dict[str, object]
 CHANGE: Node = {"type": "SIMPLE_CHANGE", "parameters": [""]}
+ZERO: Node = {"error_handler": "CUSTOM_VALUE", "error_handler_params": "0"}
+"""Where no series matching is a normal state (no failure yet, no output tokens, no overflow): 0."""
 
 DEDUPLICATE = """var seen = {}, out = [];
 JSON.parse(value).forEach(function (series) {
@@ -43,7 +45,7 @@ def pattern(metric: str, selector: str = "", result: str = "value", function: st
 
 
 def item(name: str, key: str, steps: list[Node], units: str = "", value_type: str = "FLOAT", **extra: object) -> Node:
-    """A dependent item of the scrape; a series that is not there yet reads as nothing, not as an error."""
+    """A dependent item of the scrape."""
     found: Node = {
         "uuid": uid(key), "name": name, "type": "DEPENDENT", "key": key, "delay": "0", "value_type": value_type,
         "master_item": {"key": MASTER}, "preprocessing": steps,
@@ -82,11 +84,12 @@ def _models() -> Node:
         item("Model {#MODEL}: calls per second", calls, _rate(pattern(f"{q.DURATION}_count", model, "function", "sum")),
              "rps"),
         item("Model {#MODEL}: failed calls per second", errors,
-             _rate(pattern(f"{q.DURATION}_count", f'{model},{q.ERROR_TYPE}=~".+"', "function", "sum")), "rps"),
+             _rate({**pattern(f"{q.DURATION}_count", f'{model},{q.ERROR_TYPE}=~".+"', "function", "sum"), **ZERO}),
+             "rps"),
         item("Model {#MODEL}: output tokens per second", "llmobs.model.output_tokens[{#MODEL}]",
-             _rate(pattern(f"{q.TOKENS}_sum", f'{model},{q.TOKEN_TYPE}="output"', "function", "sum"))),
+             _rate({**pattern(f"{q.TOKENS}_sum", f'{model},{q.TOKEN_TYPE}="output"', "function", "sum"), **ZERO})),
         item("Model {#MODEL}: in-flight calls", "llmobs.model.active[{#MODEL}]",
-             [pattern(q.ACTIVE, model, "function", "sum")]),
+             [{**pattern(q.ACTIVE, model, "function", "sum"), **ZERO}]),
         {"uuid": uid(ratio), "name": "Model {#MODEL}: error ratio", "type": "CALCULATED", "key": ratio,
          "value_type": "FLOAT", "params": f"last(//{errors})/last(//{calls})", "delay": "1m"},
     ]  # fmt: skip
@@ -181,8 +184,8 @@ def template(t: Thresholds) -> Node:
          "history": "0", "trends": "0", "value_type": "TEXT", "url": "{$LLMOBS.URL}",
          "description": "The whole exposition; the other items are read out of it."},
         item("Host memory utilization", "llmobs.host.memory", [pattern(q.MEMORY, "", "function", "max")]),
-        item("Overflow series", "llmobs.overflow",
-             [pattern("", f'__name__=~".+",{q.OVERFLOW}="true"', "function", "count")], value_type="UNSIGNED"),
+        item("Overflow series", "llmobs.overflow", [{**pattern("", f'__name__=~".+",{q.OVERFLOW}="true"', "function",
+                                                           "count"), **ZERO}], value_type="UNSIGNED"),
     ]  # fmt: skip
     triggers = [
         trigger(f"min(/{TEMPLATE}/llmobs.host.memory,{held})>{{$LLMOBS.HOST.MEMORY.MAX}}", "Host nearly out of memory",

@@ -1,7 +1,7 @@
 """Every shipped query against a real Prometheus scraping the workload (tests/assets/workload.py): each
 panel of each dashboard returns data with its variables substituted, the key ones the right value;
 each alert rule evaluates, the hot GPU's alerts fire and the healthy ones stay silent; the error-ratio
-alert reaches a webhook through a real Alertmanager."""
+alert reaches a webhook through a real Alertmanager; every Zabbix pattern matches the real scrape."""
 
 from __future__ import annotations
 
@@ -17,8 +17,12 @@ import pytest
 
 from llmobs._assets import GRAFANA
 from llmobs._assets import promql as q
+from llmobs._assets.thresholds import DEFAULTS
+from llmobs._assets.zabbix import template
 from tests.assets import workload
+from tests.assets import zabbix_patterns as zabbix
 from tests.assets.stack import ALERTMANAGER, GIB, SERVICE, WATTS, Stack, stack
+from tests.assets.zabbix_patterns import javascript, samples
 from tests.nvml_stub import uuid
 from tests.prometheus.server import needs_prometheus
 
@@ -165,3 +169,39 @@ def _api(live: Stack, path: str) -> dict[str, Any]:
     answer: dict[str, Any] = httpx.get(f"{live.prometheus.url}/api/v1/{path}", timeout=5).json()
     assert answer["status"] == "success", answer
     return answer["data"]  # type: ignore[no-any-return]
+
+
+def test_every_zabbix_pattern_matches_the_scrape(live: Stack) -> None:
+    settled(live, f'count({{{q.OVERFLOW}="true"}})', bool)
+    found = samples(httpx.get(live.metrics, timeout=5).text)
+    [body] = template(DEFAULTS)["zabbix_export"]["templates"]  # type: ignore[index]
+    values = {item["key"]: run(item, found) for item in body["items"] if item["type"] == "DEPENDENT"}
+    assert values["llmobs.overflow"] >= 1 and 0 < values["llmobs.host.memory"] < 1
+    discovered: dict[str, dict[str, float]] = {}
+    for rule in body["discovery_rules"]:
+        to_json, script = rule["preprocessing"]
+        rows = json.loads(javascript(script["parameters"][0], zabbix.apply(to_json, found)))
+        assert rows and len(rows) == len({json.dumps(r) for r in rows}), rule["key"]
+        for row in rows:
+            for proto in (p for p in rule["item_prototypes"] if p["type"] == "DEPENDENT"):
+                for macro, value in row.items():
+                    proto = json.loads(json.dumps(proto).replace(macro, value))
+                discovered.setdefault(rule["key"], {})[proto["key"]] = run(proto, found)
+    models, gpus = discovered["llmobs.models"], discovered["llmobs.gpus"]
+    assert models["llmobs.model.calls[m]"] > 0 and models["llmobs.model.errors[m]"] > 0  # cumulative before the rate
+    tenants = [v for k, v in models.items() if k.startswith("llmobs.model.errors[tenant-")]
+    assert tenants and set(tenants) == {0}  # they never fail: the error handler's 0
+    gpu = uuid(0)
+    assert gpus[f"llmobs.gpu.temperature[{gpu}]"] == 92 and gpus[f"llmobs.gpu.thermal[{gpu}]"] == 1
+    assert gpus[f"llmobs.gpu.power.capped[{gpu}]"] == 1 and gpus[f"llmobs.gpu.memory.used[{gpu}]"] == 31 * GIB
+    assert discovered["llmobs.batches"]["llmobs.batch.active[nightly]"] == 1
+
+
+def run(item: dict[str, Any], found: list[zabbix.Sample]) -> float:
+    """An item's Prometheus step on the scrape (the steps after it work on its number)."""
+    step = item["preprocessing"][0]
+    try:
+        return float(zabbix.apply(step, found))
+    except ValueError:
+        assert step.get("error_handler") == "CUSTOM_VALUE", (item["key"], step)
+        return float(step["error_handler_params"])
