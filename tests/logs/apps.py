@@ -25,67 +25,42 @@ def generate(prompt: str) -> NoReturn:
     raise ValueError(f"the model choked on {prompt!r}")
 
 
+ROUTES = {"/health": "GET", "/ok": "GET", "/admin": "GET", "/limited": "GET", "/upload": "POST", "/boom": "POST"}
+
+
+def status(path: str, authorized: bool, body: str) -> int:
+    """What each route answers; /boom runs the failing monitored call (a 500)."""
+    if path == "/boom":
+        generate(CANARY + body)
+    if path == "/admin":
+        return 403 if authorized else 401
+    return {"/limited": 429, "/upload": 413}.get(path, 200)
+
+
 def fastapi_app() -> Any:
-    from fastapi import FastAPI, Header, HTTPException, Request
+    from fastapi import FastAPI, Request, Response
 
     app = FastAPI()
     llmobs.instrument_fastapi(app, principal=principal_of_scope, client_address=True)
 
-    @app.get("/health")
-    async def health() -> str:
-        return "ok"
+    async def answer(request: Request) -> Response:
+        body = (await request.body()).decode()
+        return Response(status_code=status(request.url.path, "authorization" in request.headers, body))
 
-    @app.get("/ok")
-    async def ok() -> str:
-        return "ok"
-
-    @app.post("/boom")
-    async def boom(request: Request) -> None:
-        generate(CANARY + (await request.body()).decode())
-
-    @app.get("/admin")
-    async def admin(authorization: str | None = Header(None)) -> None:
-        raise HTTPException(401 if authorization is None else 403)
-
-    @app.get("/limited")
-    async def limited() -> None:
-        raise HTTPException(429)
-
-    @app.post("/upload")
-    async def upload() -> None:
-        raise HTTPException(413)
-
+    for path, method in ROUTES.items():
+        app.add_api_route(path, answer, methods=[method])
     return app
 
 
 def flask_app() -> Any:
-    from flask import Flask, abort, request
+    from flask import Flask, request
 
     app = Flask(__name__)
     llmobs.instrument_flask(app, principal=principal_of_environ, client_address=True)
 
-    @app.get("/health")
-    def health() -> str:
-        return "ok"
+    def answer() -> tuple[str, int]:
+        return "", status(request.path, "Authorization" in request.headers, request.get_data(as_text=True))
 
-    @app.get("/ok")
-    def ok() -> str:
-        return "ok"
-
-    @app.post("/boom")
-    def boom() -> NoReturn:
-        generate(CANARY + request.get_data(as_text=True))
-
-    @app.get("/admin")
-    def admin() -> NoReturn:
-        abort(401 if "Authorization" not in request.headers else 403)
-
-    @app.get("/limited")
-    def limited() -> NoReturn:
-        abort(429)
-
-    @app.post("/upload")
-    def upload() -> NoReturn:
-        abort(413)
-
+    for path, method in ROUTES.items():
+        app.add_url_rule(path, path, answer, methods=[method])
     return app
