@@ -1,7 +1,8 @@
 """run a simulated streaming model under load and show the summary
 
 ``llmobs demo``: a simulated streaming model under concurrent load, instrumented with llmobs, so that a
-new user sees the summary (and their backend sees the data) within seconds."""
+new user sees the summary (and their backend sees the data) within seconds; it leaves a local history
+behind, and its last line says how to turn that into a report."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ import time
 from collections.abc import AsyncIterator
 
 import llmobs
+
+from . import _lifecycle
 
 
 class Overloaded(Exception):
@@ -45,8 +48,18 @@ async def _client(until: float) -> None:
             async for i, _ in _enumerate(generate("summarize this document for me please")):
                 if i == 10 and random.random() < 0.05:
                     break  # the user closed the tab: recorded as client_closed, not as an error
+            if random.random() < 0.2:  # some users leave feedback: one evaluation name
+                llmobs.record_evaluation("user_feedback", label=random.choice(["thumbs_up"] * 4 + ["thumbs_down"]))
         except Overloaded:
             await asyncio.sleep(0.05)
+
+
+def _evaluate(items: int = 50) -> None:
+    """A small test-set run, as a nightly evaluation job would do: accuracy and a score per item."""
+    with llmobs.monitor_evaluation("demo-golden-set", model="demo-llm-8b", total=items) as run:
+        for _ in range(items):
+            score = random.betavariate(8, 2)
+            run.add(correct=score > 0.6, score=score)
 
 
 async def _enumerate(stream: AsyncIterator[str]) -> AsyncIterator[tuple[int, str]]:
@@ -80,10 +93,19 @@ def run(duration: float = 15.0, concurrency: int = 8, interval: float = 5.0) -> 
         f"a summary every {interval:.0f} s (set OTEL_EXPORTER_OTLP_ENDPOINT to send it to a backend too)",
         flush=True,
     )
+    settings = _lifecycle.state.settings
+    history = settings.history if settings is not None else None
     try:
         asyncio.run(_load(duration, concurrency))
+        _evaluate()
     finally:
         llmobs.shutdown()
+    if history is not None:
+        from ._report import default_history
+
+        where = "" if default_history() == history else f" --history {history}"
+        print(f"llmobs demo: the history is in {history}; turn it into a report with: "
+              f"llmobs report --since 1h{where} --out report.html", flush=True)  # fmt: skip
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

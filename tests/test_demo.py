@@ -5,13 +5,15 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 from tests.otlp_receiver import OTLPReceiver
 
 
-def test_demo_prints_the_summary_and_exports(receiver: OTLPReceiver) -> None:
+def test_demo_prints_the_summary_and_exports(receiver: OTLPReceiver, tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "LLMOBS_"))}
     env.update(OTEL_EXPORTER_OTLP_ENDPOINT=receiver.http_endpoint, OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf")
+    env.update(XDG_DATA_HOME=str(tmp_path / "data"))
     result = subprocess.run(
         [sys.executable, "-m", "llmobs._cli", "demo", "--duration", "2", "--interval", "1", "--concurrency", "4"],
         env=env,
@@ -35,6 +37,22 @@ def test_demo_prints_the_summary_and_exports(receiver: OTLPReceiver) -> None:
     )
     assert exported_calls == sum(int(row[1]) for row in rows)  # the summary and OTLP agree
     assert receiver.spans(), "with an endpoint, the demo's calls are traced too"
+
+    history = tmp_path / "data" / "llmobs" / "llmobs-demo.db"
+    last = result.stdout.splitlines()[-1]
+    assert last == f"llmobs demo: the history is in {history}; turn it into a report with: " + REPORT
+    out = tmp_path / "report.html"  # the printed command, writing into the test's directory
+    report = subprocess.run(
+        [sys.executable, "-m", "llmobs._cli", *REPORT.split()[1:-1], str(out)], env=env, capture_output=True,
+        text=True, timeout=60, check=True,
+    )  # fmt: skip
+    row = next(line.split() for line in report.stdout.splitlines() if line.strip().startswith("demo-llm-8b"))
+    assert int(row[1]) == exported_calls  # the history holds what the summary showed
+    assert "evaluation demo-golden-set (demo-llm-8b): 50 scores" in report.stdout
+    assert out.stat().st_size > 10_000
+
+
+REPORT = "llmobs report --since 1h --out report.html"
 
 
 def test_demo_rejects_bad_arguments() -> None:

@@ -38,7 +38,7 @@ def _models(report: Report) -> list[str]:
         ttft, tpot = (short_duration(model.overall(w).quantile(0.5)) for w in ("ttft", "tpot"))
         out.append(
             f"  {name[:23]:<24}{model.calls:>8}{100 * model.errors / model.calls:>6.1f}%{p50:>9}{p95:>9}{p99:>9}"
-            f"{ttft:>10}{tpot:>10}{tokens_per_second(report, model):>9.1f}"
+            f"{ttft:>10}{tpot:>10}{_rate(tokens_per_second(report, model)):>9}"
         )
         if model.error_types:
             top = ", ".join(f"{kind} {count}" for kind, count in model.error_types.most_common(3))
@@ -113,6 +113,10 @@ def _alerts(report: Report) -> list[str]:
         labels = ", ".join(f"{k}={v}" for k, v in sorted(alert.labels.items()))
         out.append(f"    {alert.name} {{{labels}}} {_when(alert.first)} to {_when(alert.last)}")
     return out
+
+
+def _rate(value: float) -> str:
+    return f"{value:.1f}" if value else "-"
 
 
 def _mean(timeline: Timeline) -> float:
