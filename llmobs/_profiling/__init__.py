@@ -250,7 +250,8 @@ def start(settings: Settings) -> None:
 
 @guarded(where="profiling stop")
 def stop() -> None:
-    """Close the trigger and any open request (shutdown)."""
+    """Close the trigger, any open request and the automatic rule (shutdown): idle again."""
+    PLAN.configure(None, DEFAULT_MAX_BYTES, None)
     PLAN.cancel()
     _close_trigger()
 

@@ -9,7 +9,9 @@ import sys
 import tempfile
 
 from . import MAX_CALLS
-from .control import TIMEOUT, read_message, send_message, socket_path
+from .control import read_message, send_message, socket_path
+
+ANSWER_TIMEOUT = 30.0  # the process may first start torch's profiler (about 1 s, more under load)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -41,7 +43,7 @@ def main(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         return 1
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
-            conn.settimeout(TIMEOUT)
+            conn.settimeout(ANSWER_TIMEOUT)
             conn.connect(path)
             send_message(conn, ask)
             reply = read_message(conn)

@@ -122,6 +122,8 @@ def test_a_slow_call_profiles_the_next_calls_of_its_model_once_per_cooldown(
     other(1, pause=0.05)  # another model has its own cool-down
     other(1)
     assert len(stats(tmp_path)) == 3
+    llmobs.shutdown()
+    assert not PLAN.armed  # the rule ends with llmobs
 
 
 def test_a_failing_profiler_costs_one_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
