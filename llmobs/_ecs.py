@@ -49,7 +49,10 @@ class ECSExporter(LogRecordExporter):
     """Writes each record as one ECS JSON line to ``stderr`` or to a file path."""
 
     def __init__(self, destination: str) -> None:
-        import ecs_logging
+        try:
+            import ecs_logging
+        except ImportError:
+            raise ConfigError("LLMOBS_ECS_LOG needs ecs-logging: pip install 'llmobs[ecs]'") from None
 
         self._fd = None if destination == "stderr" else open_private(destination)
         exclude = [
