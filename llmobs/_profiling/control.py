@@ -50,6 +50,7 @@ class Control:
         os.close(open_private_directory(runtime_directory()))
         self.pid = os.getpid()
         self.path = socket_path(self.pid)
+        _remove_stale(os.path.dirname(self.path))
         with suppress(FileNotFoundError):
             os.unlink(self.path)  # left by an earlier process that had this PID
         self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
@@ -95,6 +96,22 @@ class Control:
             with suppress(OSError):
                 self._socket.shutdown(socket.SHUT_RDWR)  # wakes the thread blocked in accept
         self._socket.close()
+
+
+def _remove_stale(directory: str) -> None:
+    """Remove the sockets of processes that ended without ``shutdown`` (SIGKILL, or uvicorn's workers,
+    which skip exit hooks): nothing listens on them any more. A live one answers and stays."""
+    for name in os.listdir(directory):
+        if name.startswith("profile-") and name.endswith(".sock"):
+            path = os.path.join(directory, name)
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+                try:
+                    probe.connect(path)
+                except ConnectionRefusedError:
+                    with suppress(FileNotFoundError):
+                        os.unlink(path)
+                except OSError:
+                    continue
 
 
 def _same_user(conn: socket.socket) -> bool:

@@ -23,6 +23,7 @@ import pytest
 import llmobs
 from llmobs import semconv as names
 from llmobs._config import ConfigError, load
+from llmobs._private_dir import open_private_directory, runtime_directory
 from llmobs._profiling import PLAN
 from llmobs._profiling.control import _same_user, read_message, socket_path
 from llmobs._profiling.store import Store
@@ -322,3 +323,19 @@ def test_settings_defaults_and_values() -> None:
     )
     assert (chosen.profiling, chosen.profiling_max_bytes, chosen.profiling_auto) == (False, 5 * 2**20, 1.5)
     assert (chosen.profiling_auto_calls, chosen.profiling_auto_cooldown) == (3, 60.0)
+
+
+def test_the_sockets_of_ended_processes_are_removed_and_live_ones_kept() -> None:
+    os.close(open_private_directory(runtime_directory()))
+    stale, live = socket_path(999_999_999), socket_path(999_999_998)
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as ended:
+        ended.bind(stale)  # closed without unlinking, as a process killed with SIGKILL leaves it
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
+        listener.bind(live)
+        listener.listen(1)
+        try:
+            llmobs.init(service_name="test", summary=False)
+            assert not os.path.exists(stale)
+            assert os.path.exists(live)
+        finally:
+            os.unlink(live)

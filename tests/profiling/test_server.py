@@ -82,6 +82,7 @@ def test_torch_server_profiled_from_the_cli(tmp_path: Path, receiver: OTLPReceiv
     assert len(traces) == 4
     per_file = [markers(t) for t in traces]
     assert [len(m) for m in per_file] == [1, 1, 1, 1]  # each file holds exactly its one call
+    assert all(m[0]["ph"] == "X" and float(str(m[0]["dur"])) > 0 for m in per_file)  # Chrome trace complete events
     models = Counter(str(m[0]["name"]).removeprefix(MARKER) for m in per_file)
     assert models == {"tiny": 3, "tiny-async": 1}
     # The plain def endpoint ran on the thread pool, the async one on the event loop: each was
