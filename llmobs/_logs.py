@@ -58,7 +58,7 @@ def emit_event(
     The current span's trace_id/span_id go on the record (the SDK reads the active context).
     """
     if emitter.logger is not None:
-        emit(name, dict(_cleaned(attributes)), severity, body)
+        emit(name, dict(_cleaned(attributes)), severity, body if isinstance(body, str) else None)
 
 
 def emit(

@@ -279,3 +279,12 @@ def test_failed_calls_log_one_error_each_with_their_span_under_concurrency(otlp:
     )
     assert len({r.span_id for r in records}) == 400
     assert all("secret prompt" not in str(r) for r in records)
+
+
+def test_non_text_fields_are_dropped_not_exported(otlp: Callable[..., OTLPReceiver]) -> None:
+    receiver = otlp(inventory=False)
+    odd: dict[str, object] = {"kept": 1, "nested": {"a": 1}, "nan": float("nan"), "x" * 200: "long key"}
+    _logs.emit_event("odd", odd, body=b"bytes body")  # type: ignore[arg-type]
+    llmobs.force_flush()
+    (record,) = receiver.wait_for(lambda r: r.logs())
+    assert record.attributes == {"kept": 1, names.EVENT_NAME: "odd"} and record.body is None
