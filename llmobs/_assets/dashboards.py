@@ -68,11 +68,15 @@ SERVING = {
              f"sum(rate({RATE}{{{MODELS}}}[{W}]))", legend(q.ERROR_TYPE)),
         ), "Failed calls over all calls."),
         Chart("In-flight calls", "short", ((f"sum by ({q.MODEL}) ({q.ACTIVE}{{{MODELS}}})", legend(q.MODEL)),)),
+        Chart("Finish reasons", "reqps", ((rate(q.FINISHED, MODELS, q.FINISH_REASON), legend(q.FINISH_REASON)),),
+              "Calls by why their choices finished (stop, length, ...), where the engine reports it."),
     ],
     "Latency": [
         Chart("Request duration", "s", quantiles(q.DURATION, MODELS, q.MODEL)),
         Chart("Time to first token", "s", quantiles(q.TTFT, MODELS, q.MODEL)),
         Chart("Time per output token", "s", quantiles(q.TPOT, MODELS, q.MODEL)),
+        Chart("Queue time", "s", quantiles(q.QUEUE, MODELS, q.MODEL),
+              "Time calls waited before their work started (Inference.mark_started)."),
     ],
     "Tokens": [
         Chart("Tokens per second", "short", ((rate(f"{q.TOKENS}_sum", MODELS, q.TOKEN_TYPE), legend(q.TOKEN_TYPE)),)),
@@ -157,6 +161,9 @@ HTTP = {
              legend(q.ROUTE, q.STATUS)),
         )),
         Chart("In-flight requests", "short", ((f"sum ({q.HTTP_ACTIVE}{{{SEL}}})", "in flight"),)),
+        Chart("Security events by kind", "reqps", (
+            (rate(q.SECURITY_EVENTS, ROUTES, f"{q.SECURITY_EVENT}, {q.ROUTE}"), legend(q.SECURITY_EVENT, q.ROUTE)),
+        ), "Authentication and authorization failures, rate limiting, oversized payloads, probes of unknown paths."),
     ],
     "Latency": [
         Chart("Request duration by route", "s", quantiles(q.HTTP_DURATION, ROUTES, q.ROUTE)),

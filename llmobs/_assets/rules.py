@@ -5,6 +5,7 @@ series-cap overflow. Each alert has a summary, a description with its value, and
 
 from __future__ import annotations
 
+from .. import semconv as sc
 from .._prometheus.exposition import number
 from . import promql as q
 from .thresholds import Thresholds
@@ -27,7 +28,7 @@ def groups(t: Thresholds) -> dict[str, object]:
                                                     *_slo("TTFT", q.TTFT, t.ttft_seconds, t.ttft_target),
                                                     *_absent(t)]},
             {"name": "llmobs-gpu", "rules": _gpu(t)},
-            {"name": "llmobs-host", "rules": [_host_memory(t), _batch_stalled(t), _overflow(t)]},
+            {"name": "llmobs-host", "rules": [_host_memory(t), _batch_stalled(t), _overflow(t), _auth_failures(t)]},
         ]
     }  # fmt: skip
 
@@ -155,4 +156,17 @@ def _overflow(t: Thresholds) -> Rule:
         "{{ $labels.job }} hit its series cap",
         "{{ $value }} series carry otel_metric_overflow=true: an attribute has too many values, and new ones "
         "are merged into the overflow series.",
+    )  # fmt: skip
+
+
+def _auth_failures(t: Thresholds) -> Rule:
+    kinds = f"{sc.AUTHENTICATION_FAILURE}|{sc.AUTHORIZATION_FAILURE}"
+    by = f"{q.SERVICE}, {q.ROUTE}"
+    failures = f'{q.SECURITY_EVENTS}{{{q.SECURITY_EVENT}=~"{kinds}"}}'
+    expr = f"sum by ({by}) (rate({failures}[5m])) > {number(t.auth_failures_per_second)}"
+    return alert(
+        "LlmobsAuthFailureBurst", expr, t.alert_for, "warning",
+        "{{ $labels.job }}: auth failures on {{ $labels.http_route }}",
+        f"{{{{ $value | humanize }}}} authentication or authorization failures a second over 5 minutes (threshold "
+        f"{t.auth_failures_per_second:g}).",
     )  # fmt: skip

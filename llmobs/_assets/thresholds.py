@@ -82,6 +82,9 @@ class Thresholds:
     batch_stall_minutes: float = field(
         default=15.0, metadata=_meta(number, "a running batch job advanced no item for this long")
     )
+    auth_failures_per_second: float = field(
+        default=1.0, metadata=_meta(number, "authentication and authorization failures per second, per route")
+    )
     inflight_per_pod: float = field(
         default=4.0, metadata=_meta(number, "autoscaler target: in-flight inference calls per pod")
     )

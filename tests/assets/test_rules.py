@@ -37,6 +37,7 @@ def calls(metric: str, slow_bad: int, labels: str = "") -> Series:
 
 
 MODEL = f'{q.MODEL}="m"'
+ROUTE = f'{q.ROUTE}="/v1/chat"'
 BURN = "% of calls took longer than {le} s over {window} (SLO: 99.00% faster); at this rate a 30-day budget lasts "
 BURN += "{days} days."
 CASES: dict[str, tuple[Series, str, dict[str, str], str]] = {
@@ -98,6 +99,12 @@ CASES: dict[str, tuple[Series, str, dict[str, str], str]] = {
         + pair(q.BATCH_ITEMS, "100x30", "0+10x30", f'{q.BATCH_NAME}="nightly",{q.BATCH_OUTCOME}="success"')
         + [(f'{q.BATCH_ACTIVE}{{job="done",{q.BATCH_NAME}="nightly"}}', "0x30")],
         "20m", {q.BATCH_NAME: "nightly"}, "nightly is running but processed no item in 15 minutes.",
+    ),
+    "LlmobsAuthFailureBurst": (
+        pair(q.SECURITY_EVENTS, "0+300x20", "0+30x20", f'{ROUTE},{q.SECURITY_EVENT}="authentication_failure"')
+        + pair(q.SECURITY_EVENTS, "0+6000x20", "0+6000x20", f'{ROUTE},{q.SECURITY_EVENT}="rate_limited"'),
+        "10m", {q.ROUTE: "/v1/chat"},
+        "5 authentication or authorization failures a second over 5 minutes (threshold 1).",
     ),
     "LlmobsSeriesOverflow": (
         pair(f"{q.DURATION}_count", "1x20", "1x20", f'{MODEL}')

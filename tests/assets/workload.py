@@ -25,11 +25,14 @@ llmobs.init(service_name="assets-test")
 
 @llmobs.monitor_inference(model="m", operation="chat")
 def generate(i: int) -> Iterator[str]:
-    llmobs.current_inference().record_tokens(input=INPUT)
+    call = llmobs.current_inference()
+    call.record_tokens(input=INPUT)
+    call.mark_started()
     if i % EVERY == 0:
         raise ValueError("every fifth call fails")
     for _ in range(OUTPUT):
         yield "tok"
+    call.set_finish_reasons("stop")
 
 
 @llmobs.monitor_inference(operation="embeddings")
