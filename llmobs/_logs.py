@@ -107,6 +107,7 @@ def failed(
 
 
 def capped(text: str) -> str:
+    """``text`` cut at ``MAX_BODY_LENGTH`` characters, marked with an ellipsis when cut."""
     return text if len(text) <= MAX_BODY_LENGTH else text[:MAX_BODY_LENGTH] + "…"
 
 
@@ -158,14 +159,14 @@ def _shut(exporter: LogRecordExporter) -> None:
     exporter.shutdown()  # type: ignore[no-untyped-call]
 
 
-def start(settings: Settings, resource: Resource, extra: tuple[LogRecordExporter, ...] = ()) -> Pipeline | None:
+def start(settings: Settings, resource: Resource) -> Pipeline | None:
     """The logs pipeline ``settings`` ask for; None when the logs signal is off."""
     emitter.capture_messages = settings.capture_exception_messages
     provider: APILoggerProvider = get_logger_provider()
     if not isinstance(provider, (NoOpLoggerProvider, ProxyLoggerProvider)):
         pipeline = Pipeline(None, [])
     else:
-        exporters = _exporters(settings) + list(extra)
+        exporters = _exporters(settings)
         if not exporters:
             return None
         pipeline = Pipeline(own := _provider(resource, exporters, settings.export_timeout), exporters)
