@@ -24,7 +24,7 @@ from .. import _lifecycle, _logs, _security
 from .. import semconv as names
 from .._aggregation import Series
 from .._attributes import Attributes, AttributeValue, freeze
-from .._failsafe import guarded, warn_once
+from .._failsafe import guarded, raised_by_signal_handler, warn_once
 from .._spans import fail
 from ..semconv import error_type
 from .options import Options
@@ -325,7 +325,9 @@ def _identity(options: Options, carrier: Any) -> dict[str, AttributeValue]:
     if options.principal is not None:
         try:
             pseudonym = _security.pseudonym(options.principal(carrier))
-        except Exception:  # noqa: BLE001 - the user's callable failing must not lose the record
+        except Exception as exc:  # the user's callable failing must not lose the record
+            if raised_by_signal_handler(exc):  # the application's deadline, not the callable's bug
+                raise
             warn_once("principal:raised", "llmobs: the middleware's principal callable raised; no principal recorded")
             pseudonym = None
         if pseudonym is not None:

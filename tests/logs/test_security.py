@@ -14,7 +14,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+import llmobs
+from llmobs import _security
 from llmobs import semconv as names
+from llmobs._config import ConfigError
 from tests.logs.apps import CANARY, PRINCIPAL_KEY
 from tests.middleware.servers import otlp_env, serve
 from tests.middleware.telemetry import final
@@ -149,3 +152,36 @@ def _check_ecs(text: str, records: dict[str, list[LogRecord]]) -> None:
     assert {e["log.level"] for e in errors} == {"error"} and {e["error"]["type"] for e in errors} == {"ValueError"}
     probes = [line for line in lines if line.get("llmobs", {}).get("security", {}).get("event") == "probe"]
     assert len(probes) == SCAN and {p["event"]["category"] for p in probes} == {"intrusion_detection"}
+
+
+def test_kinds_paths_and_pseudonyms() -> None:
+    assert [_security.kind_of(status, "/r") for status in (401, 403, 429, 413, 404, 500)] == [
+        names.AUTHENTICATION_FAILURE,
+        names.AUTHORIZATION_FAILURE,
+        names.RATE_LIMITED,
+        names.PAYLOAD_TOO_LARGE,
+        None,  # a route answered 404 itself: not a probe
+        None,
+    ]
+    assert _security.kind_of(404, None) == names.PROBE
+    assert _security.sanitized("/a\r\nb/é?token=x") == "/a\\x0d\\x0ab/\\xe9"
+    assert len(_security.sanitized("/" + "x" * 1000)) == 256
+    llmobs.init(service_name="t", principal_key=PRINCIPAL_KEY, gpu=False, host=False)
+    first, again = _security.pseudonym("alice"), _security.pseudonym("alice")
+    assert first == again == hmac.new(PRINCIPAL_KEY.encode(), b"alice", hashlib.sha256).hexdigest()[:32]
+    assert _security.pseudonym("bob") != first and _security.pseudonym("") is None
+
+
+def test_without_a_key_no_principal_is_recorded(caplog: pytest.LogCaptureFixture) -> None:
+    llmobs.init(service_name="t", gpu=False, host=False)
+    assert _security.pseudonym("alice") is None
+    assert "LLMOBS_PRINCIPAL_KEY" in caplog.text and "alice" not in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("keywords", "message"),
+    [({"principal": "user"}, "principal must be a function"), ({"client_address": "yes"}, "client_address must be")],
+)
+def test_bad_audit_options_fail_at_set_up(keywords: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        llmobs.WSGIMiddleware(lambda environ, start: [], **keywords)  # type: ignore[arg-type]
