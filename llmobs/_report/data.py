@@ -4,11 +4,13 @@ local history fills it here; ``prometheus.py`` fills it from a Prometheus server
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 from .. import semconv as names
@@ -188,7 +190,17 @@ def _rows(connection: sqlite3.Connection, start: float, end: float) -> Iterator[
         if metric not in bounds:
             bounds[metric] = json.loads(metric_bounds) if metric_bounds else []
         counts = json.loads(buckets) if buckets else []
-        yield begun, metric, Point(when, json.loads(attrs), value, Buckets(bounds[metric], counts, lo, hi, True, value))
+        yield (
+            begun,
+            metric,
+            Point(when, _attributes(attrs), value, Buckets(bounds[metric], counts, lo, hi, True, value)),
+        )
+
+
+@functools.lru_cache(maxsize=4096)
+def _attributes(text: str) -> Mapping[str, Any]:
+    """A series' attributes: the same few strings recur on every interval, so each is parsed once."""
+    return MappingProxyType(json.loads(text))
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 
 from .._assets.thresholds import Thresholds
 from .._summary import Buckets
-from .data import Bin, Report, Timeline
+from .data import BINS, Bin, Report, Timeline
 
 Chart = tuple[str, str]
 """(title, ``data:image/png;base64,...``)."""
@@ -93,11 +93,13 @@ def _chart(
     from matplotlib.dates import UTC, AutoDateLocator, ConciseDateFormatter
     from matplotlib.figure import Figure
 
-    figure = Figure(figsize=(9, 2.8), dpi=90, layout="constrained")
+    figure = Figure(figsize=(9, 2.8), dpi=90)
+    figure.subplots_adjust(left=0.09, right=0.98, top=0.9, bottom=0.16)  # fixed: a layout engine costs 0.3 s a chart
     axes = figure.add_subplot()
     for label, timeline in lines.items():
-        if timeline:
-            axes.plot([_date(t) for t, _ in timeline], [v for _, v in timeline], label=label, linewidth=1.4, marker=".")
+        points = _binned(report, timeline)
+        if points:
+            axes.plot([_date(t) for t, _ in points], [v for _, v in points], label=label, linewidth=1.4, marker=".")
     if threshold is not None:
         axes.axhline(threshold, color="crimson", linestyle="--", linewidth=1, label=f"alert threshold {threshold:g}")
     if unit == "s":
@@ -113,6 +115,18 @@ def _chart(
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
     return title, "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _binned(report: Report, timeline: Timeline) -> Timeline:
+    """A reading per interval (a gauge over 7 days: 60,000 points) as its mean per report bin."""
+    if len(timeline) <= BINS:
+        return timeline
+    sums: dict[int, list[float]] = {}
+    for when, value in timeline:
+        total = sums.setdefault(report.bin(when), [0.0, 0.0])
+        total[0] += value
+        total[1] += 1
+    return [(report.time(i), total / count) for i, (total, count) in sorted(sums.items())]
 
 
 def _date(seconds: float) -> float:
