@@ -99,6 +99,9 @@ class Plan:
 
         try:
             capture = new_capture(site.span_name)
+            if capture is None:  # the application's own profiler is running: this call is left alone
+                self._busy.release()
+                return None
             capture.start()
         except BaseException:
             self._busy.release()
@@ -152,15 +155,16 @@ class Plan:
                 self.request = None
                 self.armed = self.auto is not None
 
+    @guarded(where="profiler start")
     def _warm_up(self) -> None:
         """torch's profiler takes about a second to start the first time: pay it here, not in a call."""
         torch = sys.modules.get("torch")
         if torch is None or self._warmed or not self._busy.acquire(blocking=False):
             return
+        from .capture import warm_up
+
         try:
-            with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]):
-                pass
-            self._warmed = True
+            self._warmed = warm_up(torch)
         finally:
             self._busy.release()
 

@@ -36,10 +36,29 @@ def worker_name() -> str:
     return f"{socket.gethostname()}_{os.getpid()}"
 
 
-def new_capture(label: str) -> Capture:
-    """A torch capture when torch is already imported (llmobs never imports it), else cProfile."""
+def new_capture(label: str) -> Capture | None:
+    """A torch capture when torch is already imported (llmobs never imports it), else cProfile; None
+    while the application runs a profiler of its own, which a second one would break: two torch
+    profilers at once crash the process (torch 2.13), and cProfile would replace this thread's."""
     torch = sys.modules.get("torch")
-    return CProfileCapture() if torch is None else TorchCapture(torch, label)
+    if torch is None:
+        return CProfileCapture() if sys.getprofile() is None else None
+    return None if torch_profiler_running(torch) else TorchCapture(torch, label)
+
+
+def torch_profiler_running(torch: Any) -> bool:
+    """A torch profiler runs in this process, on any thread (torch's own process-wide flag)."""
+    return bool(getattr(torch.autograd.profiler, "_is_profiler_enabled", False))
+
+
+def warm_up(torch: Any) -> bool:
+    """Start and stop torch's profiler once: its first start takes about a second, better paid here
+    than inside a call. False while another profiler runs."""
+    if torch_profiler_running(torch):
+        return False
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]):
+        pass
+    return True
 
 
 class TorchCapture:
