@@ -14,6 +14,7 @@ import socket
 import stat
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -176,6 +177,10 @@ def test_the_trigger_socket_answers_this_user_and_goes_at_shutdown(tmp_path: Pat
     assert "error" in ask(b"not json\n")
     llmobs.shutdown()
     assert not os.path.exists(path)
+    deadline = time.monotonic() + 5
+    while "llmobs-profiling" in {t.name for t in threading.enumerate()} and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert "llmobs-profiling" not in {t.name for t in threading.enumerate()}  # its thread ended too
 
 
 def test_profiling_off_opens_no_trigger(monkeypatch: pytest.MonkeyPatch) -> None:
