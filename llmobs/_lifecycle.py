@@ -270,7 +270,9 @@ def _resource(settings: _config.Settings) -> Resource:
         attributes[SERVICE_NAME] = settings.service_name
     from opentelemetry.sdk.resources import Resource
 
-    resource = Resource.create(attributes)
+    from ._resource import detect
+
+    resource = Resource(dict(detect())).merge(Resource.create(attributes))  # what the user set wins
     own: dict[str, AttributeValue] = {PROCESS_PID: os.getpid()}
     if SERVICE_INSTANCE_ID not in resource.attributes:
         own[SERVICE_INSTANCE_ID] = str(uuid.uuid4())
