@@ -18,6 +18,8 @@ LABELS = {"app.kubernetes.io/name": APP}
 COLLECTOR_LABELS = {"app.kubernetes.io/name": "otel-collector"}
 METRICS_PORT, HTTP_PORT = 9464, 8000
 Node = dict[str, object]
+QUEUE_METRIC = "llmobs_inference_queue_seconds"
+"""The adapter's name for the mean queue time per pod (a custom-metrics API name, not a series)."""
 
 COLLECTOR: Node = {
     "receivers": {"otlp": {"protocols": {"grpc": {"endpoint": "0.0.0.0:4317"}, "http": {"endpoint": "0.0.0.0:4318"}}}},
@@ -118,14 +120,18 @@ def autoscaler(t: Thresholds) -> Node:
 
 
 def adapter_rules() -> Node:
-    """The Prometheus adapter's configuration that serves the autoscaler's custom metric per pod."""
-    series = f'{q.ACTIVE}{{namespace!="",pod!=""}}'
-    return {"rules": [{
-        "seriesQuery": series, "resources": {"overrides": {"namespace": {"resource": "namespace"},
-                                                            "pod": {"resource": "pod"}}},
-        "name": {"matches": f"^{q.ACTIVE}$", "as": q.ACTIVE},
-        "metricsQuery": "sum(<<.Series>>{<<.LabelMatchers>>}) by (<<.GroupBy>>)",
-    }]}  # fmt: skip
+    """The Prometheus adapter's configuration serving the autoscaler's custom metrics per pod: in-flight
+    calls, and the mean queue time over 2 minutes (docs/kubernetes.md has the HPA metric for it)."""
+    pods = {"overrides": {"namespace": {"resource": "namespace"}, "pod": {"resource": "pod"}}}
+    rate = "sum(rate({0}_{1}{{<<.LabelMatchers>>}}[2m])) by (<<.GroupBy>>)"
+    mean = f"{rate.format(q.QUEUE, 'sum')}\n/ {rate.format(q.QUEUE, 'count')}"
+    return {"rules": [
+        {"seriesQuery": f'{q.ACTIVE}{{namespace!="",pod!=""}}', "resources": pods,
+         "name": {"matches": f"^{q.ACTIVE}$", "as": q.ACTIVE},
+         "metricsQuery": "sum(<<.Series>>{<<.LabelMatchers>>}) by (<<.GroupBy>>)"},
+        {"seriesQuery": f'{q.QUEUE}_count{{namespace!="",pod!=""}}', "resources": pods,
+         "name": {"matches": f"^{q.QUEUE}_count$", "as": QUEUE_METRIC}, "metricsQuery": mean},
+    ]}  # fmt: skip
 
 
 def collector_daemonset(config: str) -> list[Node]:

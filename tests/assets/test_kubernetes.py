@@ -15,6 +15,7 @@ import yaml
 
 from llmobs._assets import GRAFANA
 from llmobs._assets import promql as q
+from llmobs._assets.kubernetes import QUEUE_METRIC
 from llmobs._assets.render import RENDERERS
 from llmobs._assets.rules import groups
 from llmobs._assets.thresholds import DEFAULTS, apply
@@ -77,9 +78,10 @@ def test_monitors_and_the_autoscaler_reference_what_exists() -> None:
     assert {e["port"] for e in docs["PodMonitor"]["spec"]["podMetricsEndpoints"]} <= pod_ports
     hpa = docs["HorizontalPodAutoscaler"]["spec"]
     assert hpa["scaleTargetRef"]["name"] == docs["Deployment"]["metadata"]["name"]
-    [adapter] = docs["prometheus-adapter-rules.yaml"]["rules"]
+    adapter, queue = docs["prometheus-adapter-rules.yaml"]["rules"]
     assert hpa["metrics"][0]["pods"]["metric"]["name"] == adapter["name"]["as"] == q.ACTIVE
     assert adapter["seriesQuery"].startswith(q.ACTIVE + "{")
+    assert queue["name"]["as"] == QUEUE_METRIC and f"rate({q.QUEUE}_sum{{" in queue["metricsQuery"]
     assert apply(["inflight_per_pod=8"]).inflight_per_pod == 8
 
 
