@@ -80,7 +80,7 @@ def _generate(path: str, first: float, intervals: int) -> None:
     """``intervals`` intervals of 22 series each, written in one transaction."""
     connect(path).close()  # the schema
     bounds = list(names.DURATION_BUCKETS)
-    counts = json.dumps([0, 5, 10, 3, 1] + [0] * (len(bounds) - 4))
+    counts = json.dumps([0, 5, 10, 3, 1])  # stored without trailing zeros
     rows = []
     for model in ("chat-70b", "chat-8b", "embed"):
         m = {names.MODEL: model}
@@ -95,10 +95,10 @@ def _generate(path: str, first: float, intervals: int) -> None:
         ]
     gauges = [(names.SYSTEM_CPU_UTILIZATION.name, 0.3), (names.SYSTEM_MEMORY_UTILIZATION.name, 0.5)]
     with sqlite3.connect(path) as db:
-        for metric in {r[0] for r in rows}:
-            db.execute("INSERT OR IGNORE INTO metrics VALUES (?, 'histogram', 's', ?)", (metric, json.dumps(bounds)))
-        for metric, _ in gauges:
-            db.execute("INSERT OR IGNORE INTO metrics VALUES (?, 'gauge', '1', NULL)", (metric,))
+        ids = []
+        for name, attrs, *_ in rows:
+            ids.append(_series(db, name, json.dumps(attrs), "histogram", json.dumps(bounds)))
+        gauge_ids = [(_series(db, name, "{}", "gauge", "[]"), value) for name, value in gauges]
         for i in range(intervals):
             start = first + i * 10
             interval = db.execute(
@@ -106,16 +106,23 @@ def _generate(path: str, first: float, intervals: int) -> None:
                 (start, start + 10),
             ).lastrowid
             db.executemany(
-                "INSERT INTO points VALUES (?, ?, ?, ?, ?, NULL, NULL, ?)",
+                "INSERT INTO points VALUES (?, ?, ?, ?, NULL, NULL, ?)",
                 [
-                    (interval, name, json.dumps(attrs), value, count, buckets)
-                    for name, attrs, value, count, buckets in rows
+                    (interval, id_, value, count, buckets)
+                    for id_, (_, _, value, count, buckets) in zip(ids, rows, strict=True)
                 ],
             )
             db.executemany(
-                "INSERT INTO points VALUES (?, ?, '{}', ?, NULL, NULL, NULL, NULL)",
-                [(interval, name, value) for name, value in gauges],
+                "INSERT INTO points VALUES (?, ?, ?, NULL, NULL, NULL, NULL)",
+                [(interval, id_, value) for id_, value in gauge_ids],
             )
+
+
+def _series(db: sqlite3.Connection, metric: str, attributes: str, kind: str, bounds: str) -> int:
+    query = "INSERT INTO series (metric, attributes, kind, unit, bounds) VALUES (?, ?, ?, '', ?)"
+    row_id = db.execute(query, (metric, attributes, kind, bounds)).lastrowid
+    assert row_id is not None
+    return row_id
 
 
 def main() -> None:

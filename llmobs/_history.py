@@ -42,18 +42,23 @@ CREATE TABLE IF NOT EXISTS intervals (
     id INTEGER PRIMARY KEY, service TEXT, instance TEXT NOT NULL, pid INTEGER,
     start REAL NOT NULL, end REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS intervals_by_end ON intervals(end);
-CREATE TABLE IF NOT EXISTS metrics (name TEXT PRIMARY KEY, kind TEXT NOT NULL, unit TEXT NOT NULL, bounds TEXT);
+CREATE TABLE IF NOT EXISTS series (
+    id INTEGER PRIMARY KEY, metric TEXT NOT NULL, attributes TEXT NOT NULL, kind TEXT NOT NULL,
+    unit TEXT NOT NULL, bounds TEXT NOT NULL, UNIQUE (metric, attributes, bounds));
 CREATE TABLE IF NOT EXISTS points (
-    interval INTEGER NOT NULL, metric TEXT NOT NULL, attributes TEXT NOT NULL,
-    value REAL, count INTEGER, min REAL, max REAL, buckets TEXT);
+    interval INTEGER NOT NULL, series INTEGER NOT NULL, value REAL, count INTEGER, min REAL, max REAL, buckets TEXT);
 CREATE INDEX IF NOT EXISTS points_by_interval ON points(interval);
 """
-"""``intervals``: one row per export of one process (unix seconds). ``points``: its delta per series; a
-histogram's ``value`` is its sum and ``buckets`` its counts (JSON), a counter's ``value`` its increase,
-a gauge's or up-down counter's ``value`` its level. ``metrics``: kind (histogram, counter, updown,
-gauge), unit and bucket bounds."""
+"""``intervals``: one row per export of one process (unix seconds). ``series``: a metric, its attributes
+(JSON), kind (histogram, counter, updown, gauge), unit and bucket bounds (JSON). ``points``: an
+interval's delta per series: a histogram's ``value`` is its sum and ``buckets`` its counts (JSON, trailing
+zeros left out), a counter's ``value`` its increase, a gauge's or up-down counter's its level. Series
+are stored once, not per point: that halves the file."""
 
-Row = tuple[str, str, float | None, int | None, float | None, float | None, str | None]
+Series = tuple[str, str, str, str, str]
+"""metric, attributes, kind, unit, bounds: a ``series`` row."""
+Row = tuple[Series, float | None, int | None, float | None, float | None, str | None]
+ORPHANS_EVERY = 360  # intervals (an hour at 10 s) between sweeps of series no point uses any more
 
 
 class HistoryError(Exception):
@@ -105,12 +110,12 @@ def write(path: str, data: MetricsData, start: float, end: float, retention: flo
                         end,
                     ),
                 ).lastrowid
+                ids = _series_ids(connection, {row[0] for row in rows})
                 connection.executemany(
-                    "INSERT INTO points VALUES (?, ?, ?, ?, ?, ?, ?, ?)", [(interval, *row) for row in rows]
+                    "INSERT INTO points VALUES (?, ?, ?, ?, ?, ?, ?)", [(interval, ids[s], *rest) for s, *rest in rows]
                 )
-                connection.executemany(
-                    "INSERT OR IGNORE INTO metrics VALUES (?, ?, ?, ?)", list(_metrics(resource_metrics.scope_metrics))
-                )
+                if interval is not None and interval % ORPHANS_EVERY == 0:
+                    connection.execute("DELETE FROM series WHERE id NOT IN (SELECT series FROM points)")
         pruned = _prune(connection, end - retention, max_bytes)
         connection.execute("COMMIT")
         if pruned:
@@ -168,29 +173,37 @@ def _prepare(connection: sqlite3.Connection, readonly: bool) -> None:
         connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 
+def _series_ids(connection: sqlite3.Connection, series: set[Series]) -> dict[Series, int]:
+    """The ids of ``series``, added if new (another worker may add the same at the same time: unique)."""
+    connection.executemany(
+        "INSERT OR IGNORE INTO series (metric, attributes, kind, unit, bounds) VALUES (?, ?, ?, ?, ?)", series
+    )
+    rows = connection.execute("SELECT id, metric, attributes, kind, unit, bounds FROM series")
+    return {(metric, attrs, kind, unit, bounds): id_ for id_, metric, attrs, kind, unit, bounds in rows}
+
+
 def _rows(scope_metrics: Any) -> Iterator[Row]:
     for scope in scope_metrics:
         for metric in scope.metrics:
+            kind = _kind(metric.data)
             for point in metric.data.data_points:
                 attrs = json.dumps(dict(sorted((point.attributes or {}).items())), ensure_ascii=False)
                 if isinstance(point, HistogramDataPoint):
-                    counts = json.dumps(list(point.bucket_counts))
-                    yield metric.name, attrs, point.sum, point.count, point.min, point.max, counts
+                    counts = list(point.bucket_counts)
+                    while counts and not counts[-1]:
+                        counts.pop()
+                    series = (metric.name, attrs, kind, metric.unit, json.dumps(list(point.explicit_bounds)))
+                    yield series, point.sum, point.count, point.min, point.max, json.dumps(counts)
                 elif isinstance(point, NumberDataPoint):
-                    yield metric.name, attrs, float(point.value), None, None, None, None
+                    yield (metric.name, attrs, kind, metric.unit, "[]"), float(point.value), None, None, None, None
 
 
-def _metrics(scope_metrics: Any) -> Iterator[tuple[str, str, str, str | None]]:
-    for scope in scope_metrics:
-        for metric in scope.metrics:
-            data = metric.data
-            if isinstance(data, Histogram):
-                bounds = data.data_points[0].explicit_bounds if data.data_points else ()
-                yield metric.name, "histogram", metric.unit, json.dumps(list(bounds))
-            elif isinstance(data, Sum):
-                yield metric.name, "counter" if data.is_monotonic else "updown", metric.unit, None
-            elif isinstance(data, Gauge):
-                yield metric.name, "gauge", metric.unit, None
+def _kind(data: object) -> str:
+    if isinstance(data, Histogram):
+        return "histogram"
+    if isinstance(data, Sum):
+        return "counter" if data.is_monotonic else "updown"
+    return "gauge" if isinstance(data, Gauge) else type(data).__name__
 
 
 def _prune(connection: sqlite3.Connection, oldest: float, max_bytes: int) -> bool:

@@ -161,9 +161,9 @@ def load_history(path: str, start: float, end: float) -> Report:
 
 
 QUERY = """
-SELECT i.start, i.end, p.metric, p.attributes, p.value, p.min, p.max, p.buckets, m.bounds
-FROM points p JOIN intervals i ON p.interval = i.id JOIN metrics m ON m.name = p.metric
-WHERE i.end >= ? AND i.end <= ? AND p.metric IN ({}) ORDER BY i.end
+SELECT i.start, i.end, s.metric, s.attributes, p.value, p.min, p.max, p.buckets, s.bounds
+FROM points p JOIN intervals i ON p.interval = i.id JOIN series s ON s.id = p.series
+WHERE i.end >= ? AND i.end <= ? AND s.metric IN ({}) ORDER BY i.end
 """
 
 Row = tuple[
@@ -182,19 +182,19 @@ def _span(connection: sqlite3.Connection, start: float, end: float) -> tuple[flo
 def _rows(connection: sqlite3.Connection, start: float, end: float) -> Iterator[tuple[float, str, Point]]:
     """(interval start, metric, point) of every stored point the report reads, oldest first."""
     wanted = sorted(HANDLERS)
-    bounds: dict[str, list[float]] = {}
     query = QUERY.format(", ".join("?" * len(wanted)))
-    for begun, when, metric, attrs, value, lo, hi, buckets, metric_bounds in connection.execute(
+    for begun, when, metric, attrs, value, lo, hi, buckets, bounds_text in connection.execute(
         query, (start, end, *wanted)
     ):
-        if metric not in bounds:
-            bounds[metric] = json.loads(metric_bounds) if metric_bounds else []
+        bounds = _bounds(bounds_text)
         counts = json.loads(buckets) if buckets else []
-        yield (
-            begun,
-            metric,
-            Point(when, _attributes(attrs), value, Buckets(bounds[metric], counts, lo, hi, True, value)),
-        )
+        counts += [0] * (len(bounds) + 1 - len(counts)) if counts else []  # stored without trailing zeros
+        yield begun, metric, Point(when, _attributes(attrs), value, Buckets(bounds, counts, lo, hi, True, value))
+
+
+@functools.lru_cache(maxsize=4096)
+def _bounds(text: str) -> tuple[float, ...]:
+    return tuple(json.loads(text))
 
 
 @functools.lru_cache(maxsize=4096)
