@@ -55,6 +55,11 @@ def item(name: str, key: str, steps: list[Node], units: str = "", value_type: st
     return {**found, **extra}
 
 
+def held(key: str, above: str) -> str:
+    """True while item ``key`` stayed above ``above`` for {$LLMOBS.ALERT_FOR}: Prometheus's ``for:``."""
+    return f"min(/{TEMPLATE}/{key},{{$LLMOBS.ALERT_FOR}})>{above}"
+
+
 def trigger(expression: str, name: str, priority: str, description: str) -> Node:
     return {"uuid": uid(expression), "expression": expression, "name": name, "priority": priority,
             "description": description}  # fmt: skip
@@ -130,18 +135,17 @@ def _gpus() -> Node:
         item("GPU {#GPU}: new uncorrected ECC errors", key["ecc"],
              [pattern(q.GPU_ERRORS, f'{gpu},{q.ERROR_TYPE}="uncorrected"'), CHANGE]),
     ]  # fmt: skip
-    held = "{$LLMOBS.ALERT_FOR}"
     triggers = [
-        trigger(f"min(/{TEMPLATE}/{key['temperature']},{held})>{{$LLMOBS.GPU.TEMP.MAX}}", "GPU {#GPU} runs hot",
+        trigger(held(key["temperature"], "{$LLMOBS.GPU.TEMP.MAX}"), "GPU {#GPU} runs hot",
                 "WARNING", "Above {$LLMOBS.GPU.TEMP.MAX} °C (docs/alerts.md#llmobsgputemperaturehigh)."),
-        trigger(f"min(/{TEMPLATE}/{key['thermal']},{held})>0", "GPU {#GPU} slows its clocks for heat", "WARNING",
+        trigger(held(key["thermal"], "0"), "GPU {#GPU} slows its clocks for heat", "WARNING",
                 "docs/alerts.md#llmobsgputhermalthrottling"),
-        trigger(f"min(/{TEMPLATE}/{key['power.capped']},{held})>0", "GPU {#GPU} is held at its power limit", "INFO",
+        trigger(held(key["power.capped"], "0"), "GPU {#GPU} is held at its power limit", "INFO",
                 "docs/alerts.md#llmobsgpupowerthrottling"),
         trigger(f"sum(/{TEMPLATE}/{key['ecc']},10m)>0", "GPU {#GPU} has uncorrected memory errors", "HIGH",
                 "docs/alerts.md#llmobsgpueccuncorrected"),
-        trigger(f"min(/{TEMPLATE}/{key['memory.used']},{held})/last(/{TEMPLATE}/{key['memory.limit']})"
-                ">{$LLMOBS.GPU.MEMORY.MAX}", "GPU {#GPU} is nearly out of memory", "WARNING",
+        trigger(held(key["memory.used"], f"{{$LLMOBS.GPU.MEMORY.MAX}}*last(/{TEMPLATE}/{key['memory.limit']})"),
+                "GPU {#GPU} is nearly out of memory", "WARNING",
                 "docs/alerts.md#llmobsgpumemorynearlyfull"),
     ]  # fmt: skip
     return _discovery("GPUs", "llmobs.gpus", q.GPU_TEMPERATURE, q.HW_ID, "{#GPU}", items, triggers)
@@ -178,7 +182,6 @@ def macros(t: Thresholds) -> list[Node]:
 
 def template(t: Thresholds) -> Node:
     """The ``zabbix_export`` document."""
-    held = "{$LLMOBS.ALERT_FOR}"
     items = [
         {"uuid": uid(MASTER), "name": "llmobs: scrape", "type": "HTTP_AGENT", "key": MASTER, "delay": "1m",
          "history": "0", "trends": "0", "value_type": "TEXT", "url": "{$LLMOBS.URL}",
@@ -188,9 +191,9 @@ def template(t: Thresholds) -> Node:
                                                            "count"), **ZERO}], value_type="UNSIGNED"),
     ]  # fmt: skip
     triggers = [
-        trigger(f"min(/{TEMPLATE}/llmobs.host.memory,{held})>{{$LLMOBS.HOST.MEMORY.MAX}}", "Host nearly out of memory",
+        trigger(held("llmobs.host.memory", "{$LLMOBS.HOST.MEMORY.MAX}"), "Host nearly out of memory",
                 "WARNING", "docs/alerts.md#llmobshostmemoryhigh"),
-        trigger(f"min(/{TEMPLATE}/llmobs.overflow,{held})>0", "llmobs hit its series cap", "WARNING",
+        trigger(held("llmobs.overflow", "0"), "llmobs hit its series cap", "WARNING",
                 "docs/alerts.md#llmobsseriesoverflow"),
         trigger(f"nodata(/{TEMPLATE}/{MASTER},{{$LLMOBS.ABSENT_FOR}})=1", "llmobs sends no telemetry", "HIGH",
                 "docs/alerts.md#llmobstelemetryabsent"),
