@@ -61,9 +61,7 @@ class Model:
         """The window's ``latency``, ``ttft`` or ``tpot`` buckets, all bins merged."""
         merged = Buckets()
         for b in self.bins.values():
-            part: Buckets = getattr(b, which)
-            if part.counts:
-                merged.add(part.bounds, part.counts, part.total, part.lo, part.hi)
+            _merge(merged, getattr(b, which))
         return merged
 
 
@@ -233,7 +231,8 @@ def _bin(report: Report, p: Point) -> Bin:
 
 
 def _merge(into: Buckets, part: Buckets) -> None:
-    if part.counts:
+    """Add ``part``'s counts; a process configured with other bucket bounds for the metric is left out."""
+    if part.counts and (not into.counts or tuple(into.bounds) == tuple(part.bounds)):
         into.add(part.bounds, part.counts, part.total, part.lo, part.hi)
 
 

@@ -128,3 +128,11 @@ def colours(png: Path) -> int:
 
     pixels = imread(png)
     return len({tuple(p) for p in pixels.reshape(-1, pixels.shape[-1])[::7]})  # every 7th pixel is plenty
+
+
+def test_the_report_is_never_written_through_a_link(history: Path, tmp_path: Path) -> None:
+    target = tmp_path / "elsewhere"
+    target.write_text("precious")
+    (tmp_path / "report.html").symlink_to(target)
+    result = report("--history", str(history), "--out", str(tmp_path / "report.html"))
+    assert result.returncode == 1 and "cannot write" in result.stderr and target.read_text() == "precious"
