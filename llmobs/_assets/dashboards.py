@@ -197,7 +197,7 @@ def panel(chart: Chart, number: int) -> timeseries.Panel | stat.Panel:
     if chart.kind == "timeseries":
         built: timeseries.Panel | stat.Panel = timeseries.Panel().legend(LEGEND)
     else:
-        built = stat.Panel()
+        built = stat.Panel().reduce_options(common.ReduceDataOptions().calcs(["lastNotNull"]).values(False))
     built = built.id(number).title(chart.title)
     built = built.unit(chart.unit).datasource(DS).height(8).span(12 if chart.kind == "timeseries" else 6)
     if chart.description:

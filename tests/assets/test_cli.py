@@ -94,3 +94,10 @@ def test_the_console_command_imports_nothing_heavy() -> None:
     probe = "import sys, llmobs._assets.cli, llmobs._assets.render\n"
     probe += "print(sorted(m for m in sys.modules if m in ('yaml', 'grafana_foundation_sdk')))"
     assert subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60).stdout == "[]\n"
+
+
+@pytest.mark.parametrize("kind", ["grafana", "collector"])
+def test_kinds_without_thresholds_refuse_them(tmp_path: Path, kind: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit:
+        main(["assets", kind, "--out", str(tmp_path / "out"), "--set", "error_ratio=0.1"])
+    assert exit.value.code == 2 and f"{kind} takes no thresholds" in capsys.readouterr().err

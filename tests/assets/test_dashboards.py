@@ -29,6 +29,7 @@ def test_dashboards_are_importable(uid: str) -> None:
     assert len(ids) == len(set(ids))
     for panel in (p for p in board["panels"] if p["type"] != "row"):
         assert panel["datasource"] == {"type": "prometheus", "uid": "${datasource}"}
+        assert panel["options"] and panel["fieldConfig"]["defaults"]["unit"]
         assert panel["targets"] and all('job=~"$service"' in t["expr"] for t in panel["targets"])
 
 
