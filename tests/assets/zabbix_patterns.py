@@ -1,18 +1,23 @@
 """Zabbix's Prometheus preprocessing, as its 6.0 manual specifies it, for the template test: the pattern
 ``name{label="v", label=~"re", ...}`` with outputs ``value``, ``label`` and ``function`` (sum, min, max,
 avg, count), and ``PROMETHEUS_TO_JSON``; a real Zabbix server needs a database and its PHP front end,
-more than CI can start. JavaScript steps run in Node (Zabbix runs them in Duktape: ES5, as written)."""
+more than CI can start."""
 
 from __future__ import annotations
 
+import html
 import json
 import re
+import shutil
 import subprocess
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
+CHROMIUM = shutil.which("chromium")
 _MATCHER = re.compile(r'\s*(\w+)\s*(=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)"\s*,?')
 
 
@@ -69,7 +74,21 @@ def apply(step: dict[str, object], found: list[Sample]) -> str:
     return str(functions[params[2]](values))
 
 
-def javascript(script: str, value: str) -> str:
-    """A JavaScript step, run as Zabbix runs it: the script is a function body with ``value`` in scope."""
-    program = f"process.stdout.write(String((function (value) {{\n{script}\n}})({json.dumps(value)})));"
-    return subprocess.run(["node", "-e", program], capture_output=True, text=True, check=True, timeout=30).stdout
+def javascript(steps: list[tuple[str, str]]) -> list[str]:
+    """JavaScript steps (script, input), run as Zabbix runs them: each script a function body with
+    ``value`` in scope. In headless Chromium (CI installs it; Zabbix's Duktape is ES5, as written)."""
+    assert CHROMIUM is not None
+    calls = ", ".join(f"String((function (value) {{\n{script}\n}})({json.dumps(value)}))" for script, value in steps)
+    with tempfile.TemporaryDirectory() as directory:
+        page = Path(directory) / "steps.html"
+        page.write_text(f"<body><script>document.body.textContent = JSON.stringify([{calls}]);</script></body>")
+        done = subprocess.run(
+            [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync",
+             "--disable-background-networking", "--disable-component-update", f"--user-data-dir={directory}/profile",
+             "--dump-dom", page.as_uri()],
+            capture_output=True, text=True, timeout=90, check=True,
+        )  # fmt: skip
+    body = re.search(r"<body>(.*)</body>", done.stdout, re.DOTALL)
+    assert body, done.stdout + done.stderr
+    results: list[str] = json.loads(html.unescape(body[1]))
+    return results
