@@ -162,6 +162,8 @@ def _prepare(connection: sqlite3.Connection, readonly: bool) -> None:
     version = connection.execute("PRAGMA user_version").fetchone()[0]
     if version > SCHEMA_VERSION:
         raise HistoryError(f"it has schema version {version}, newer than this llmobs's {SCHEMA_VERSION}: upgrade")
+    if version not in (0, SCHEMA_VERSION):
+        raise HistoryError(f"it has schema version {version}, not this llmobs's {SCHEMA_VERSION}: move it away")
     if readonly:
         if version == 0:
             raise HistoryError("it holds no llmobs history yet")

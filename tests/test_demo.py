@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from importlib.util import find_spec
 from pathlib import Path
 
 from tests.otlp_receiver import OTLPReceiver
@@ -44,8 +45,12 @@ def test_demo_prints_the_summary_and_exports(receiver: OTLPReceiver, tmp_path: P
     out = tmp_path / "report.html"  # the printed command, writing into the test's directory
     report = subprocess.run(
         [sys.executable, "-m", "llmobs._cli", *REPORT.split()[1:-1], str(out)], env=env, capture_output=True,
-        text=True, timeout=60, check=True,
+        text=True, timeout=60,
     )  # fmt: skip
+    if find_spec("matplotlib") is None:  # the core CI leg: the report says which extra draws its charts
+        assert report.returncode == 1 and "pip install 'llmobs[report]'" in report.stderr
+        return
+    assert report.returncode == 0, report.stderr
     row = next(line.split() for line in report.stdout.splitlines() if line.strip().startswith("demo-llm-8b"))
     assert int(row[1]) == exported_calls  # the history holds what the summary showed
     assert "evaluation demo-golden-set (demo-llm-8b): 50 scores" in report.stdout

@@ -81,7 +81,12 @@ def _write(report: Report, thresholds: Thresholds, out: str) -> int:
     from .text import lines
 
     summary = lines(report)
-    document = page(summary, charts(report, thresholds))
+    try:
+        document = page(summary, charts(report, thresholds))
+    except ModuleNotFoundError as missing:
+        package = (missing.name or "matplotlib").split(".")[0]
+        print(f"llmobs report: the charts need {package}: pip install 'llmobs[report]'", file=sys.stderr)
+        return 1
     try:
         _private_write(out, document)
     except OSError as exc:

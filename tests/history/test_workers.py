@@ -8,10 +8,15 @@ import sqlite3
 import time
 from pathlib import Path
 
-import httpx
+import pytest
 
-from llmobs._report.data import load_history
-from tests.middleware.servers import ROOT, serve
+for _extra in ("httpx", "flask", "fastapi", "gunicorn"):  # the core CI leg runs without the server extras
+    pytest.importorskip(_extra)
+
+import httpx  # noqa: E402
+
+from llmobs._report.data import load_history  # noqa: E402
+from tests.middleware.servers import ROOT, serve  # noqa: E402
 
 GUNICORN = ["gunicorn", "--workers", "3", "--bind", "127.0.0.1:{port}", "--graceful-timeout", "5",
             "--log-level", "warning", "tests.prometheus.apps:flask_app"]  # fmt: skip

@@ -14,16 +14,18 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from importlib.util import find_spec
 from pathlib import Path
 
 import pytest
 
 import llmobs
-from tests.middleware.servers import ROOT
 from tests.otlp_receiver import free_port
 
+ROOT = Path(__file__).parents[2]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 needs_chromium = pytest.mark.needs_chromium
+needs_matplotlib = pytest.mark.skipif(find_spec("matplotlib") is None, reason="the report extra is not installed")
 
 
 @llmobs.monitor_inference(model="llama", operation="chat")
@@ -60,6 +62,7 @@ def report(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@needs_matplotlib
 def test_the_report_carries_the_recorded_values(history: Path, tmp_path: Path) -> None:
     out = tmp_path / "report.html"
     result = report("--history", str(history), "--since", "1h", "--out", str(out))
@@ -108,6 +111,7 @@ def test_a_missing_empty_or_unreachable_source_is_one_line(tmp_path: Path) -> No
 
 
 @needs_chromium
+@needs_matplotlib
 @pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian's chromium is not installed")
 def test_headless_chromium_renders_the_report(history: Path, tmp_path: Path) -> None:
     out, png = tmp_path / "report.html", tmp_path / "report.png"
@@ -130,6 +134,7 @@ def colours(png: Path) -> int:
     return len({tuple(p) for p in pixels.reshape(-1, pixels.shape[-1])[::7]})  # every 7th pixel is plenty
 
 
+@needs_matplotlib
 def test_the_report_is_never_written_through_a_link(history: Path, tmp_path: Path) -> None:
     target = tmp_path / "elsewhere"
     target.write_text("precious")
