@@ -31,7 +31,7 @@ def collector(_: Thresholds) -> dict[str, str]:
 def kubernetes(t: Thresholds) -> dict[str, str]:
     return {
         "model-server.yaml": documents([k.deployment(), k.service(), k.autoscaler(t)]),
-        "otel-collector.yaml": documents(k.collector_daemonset(document(k.COLLECTOR))),
+        "collector-daemonset.yaml": documents(k.collector_daemonset(document(k.COLLECTOR))),
         "servicemonitor.yaml": document(k.monitors()[0]),
         "podmonitor.yaml": document(k.monitors()[1]),
         "prometheusrule.yaml": document(k.prometheus_rule(t)),

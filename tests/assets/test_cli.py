@@ -18,7 +18,7 @@ EXPECTED = {
     "rules": {"llmobs-rules.yml"},
     "zabbix": {"llmobs-zabbix.yaml"},
     "collector": {"otel-collector.yaml"},
-    "kubernetes": {"model-server.yaml", "otel-collector.yaml", "servicemonitor.yaml", "podmonitor.yaml",
+    "kubernetes": {"model-server.yaml", "collector-daemonset.yaml", "servicemonitor.yaml", "podmonitor.yaml",
                    "prometheusrule.yaml", "dashboards-configmap.yaml", "prometheus-adapter-rules.yaml"},
 }  # fmt: skip
 
