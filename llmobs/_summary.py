@@ -97,13 +97,19 @@ class Buckets:
 
 
 @dataclass
-class _Model:
+class Calls:
+    """One model's calls over a span of time: an interval here, a time bin of ``llmobs report``."""
+
     calls: int = 0
     errors: int = 0
     output_tokens: float = 0.0
     latency: Buckets = field(default_factory=Buckets)
     ttft: Buckets = field(default_factory=Buckets)
+    tpot: Buckets = field(default_factory=Buckets)
 
+
+@dataclass
+class _Model(Calls):
     def add(self, name: str, attrs: Mapping[str, Any], point: HistogramDataPoint) -> None:
         if name == names.REQUEST_DURATION.name:
             self.calls += point.count

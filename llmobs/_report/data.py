@@ -15,7 +15,7 @@ from typing import Any
 
 from .. import semconv as names
 from .._history import HistoryError, connect
-from .._summary import Buckets, printable
+from .._summary import Buckets, Calls, printable
 
 BINS = 96  # time bins across the report's window: enough for a trend, few enough to read
 
@@ -28,20 +28,8 @@ class SourceError(Exception):
 
 
 @dataclass
-class Bin:
-    """One time bin of one model."""
-
-    calls: int = 0
-    errors: int = 0
-    output_tokens: float = 0.0
-    latency: Buckets = field(default_factory=Buckets)
-    ttft: Buckets = field(default_factory=Buckets)
-    tpot: Buckets = field(default_factory=Buckets)
-
-
-@dataclass
 class Model:
-    bins: dict[int, Bin] = field(default_factory=lambda: defaultdict(Bin))
+    bins: dict[int, Calls] = field(default_factory=lambda: defaultdict(Calls))
     error_types: Counter[str] = field(default_factory=Counter)
     input_tokens: float = 0.0
 
@@ -226,7 +214,7 @@ def _model(report: Report, p: Point) -> Model:
     return report.models[printable(str(p.attrs.get(names.MODEL, "(overflow)")))]
 
 
-def _bin(report: Report, p: Point) -> Bin:
+def _bin(report: Report, p: Point) -> Calls:
     return _model(report, p).bins[report.bin(p.when)]
 
 

@@ -9,8 +9,8 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 
 from .._assets.thresholds import Thresholds
-from .._summary import Buckets
-from .data import BINS, Bin, Report, Timeline
+from .._summary import Buckets, Calls
+from .data import BINS, Report, Timeline
 
 Chart = tuple[str, str]
 """(title, ``data:image/png;base64,...``)."""
@@ -45,7 +45,7 @@ def charts(report: Report, thresholds: Thresholds) -> list[Chart]:
     return out
 
 
-def _quantiles(report: Report, bins: list[tuple[int, Bin]], part: Callable[[Bin], Buckets], q: float) -> Timeline:
+def _quantiles(report: Report, bins: list[tuple[int, Calls]], part: Callable[[Calls], Buckets], q: float) -> Timeline:
     points = ((report.time(i), part(b).quantile(q)) for i, b in bins)
     return [(t, v) for t, v in points if v is not None]
 
