@@ -158,3 +158,11 @@ def test_monitor_evaluation_rejects_bad_set_up() -> None:
         llmobs.monitor_evaluation("")
     with pytest.raises(llmobs.ConfigError, match="total"):
         llmobs.monitor_evaluation("x", total=-1)
+
+
+def test_inside_an_untraced_call_the_event_is_a_log_record(otlp: Callable[..., OTLPReceiver]) -> None:
+    receiver = otlp(protocol="http/protobuf", traces=False)  # metrics-only: calls have no span
+    answer()
+    assert llmobs.force_flush(timeout=5)
+    record = receiver.wait_for(lambda r: next(log for log in r.logs() if log.event_name == RESULT))
+    assert record.attributes["gen_ai.evaluation.score.value"] == 0.8 and not receiver.spans()
