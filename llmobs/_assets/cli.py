@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 KINDS = ("grafana", "rules", "zabbix", "kubernetes", "collector")
-UNTHRESHOLDED = ("grafana", "collector")
+UNTHRESHOLDED = ("collector",)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -36,7 +36,7 @@ def main(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from .thresholds import apply, read_values
 
     if args.kind in UNTHRESHOLDED and (args.set or args.values):
-        parser.error(f"{args.kind} takes no thresholds: --set and --values apply to rules, zabbix and kubernetes")
+        parser.error(f"{args.kind} takes no thresholds: --set and --values apply to the other kinds")
     try:
         thresholds = apply([*(read_values(args.values) if args.values else []), *args.set])
         files = render(args.kind, thresholds)

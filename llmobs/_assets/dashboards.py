@@ -10,10 +10,12 @@ from dataclasses import dataclass
 from grafana_foundation_sdk.builders import common, prometheus, stat, timeseries
 from grafana_foundation_sdk.builders import dashboard as gd
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
-from grafana_foundation_sdk.models.common import LegendDisplayMode, LegendPlacement
+from grafana_foundation_sdk.models.common import GraphTresholdsStyleMode, LegendDisplayMode, LegendPlacement
 from grafana_foundation_sdk.models.dashboard import (
     DashboardCursorSync,
     DataSourceRef,
+    Threshold,
+    ThresholdsMode,
     VariableOption,
     VariableRefresh,
     VariableSort,
@@ -21,6 +23,7 @@ from grafana_foundation_sdk.models.dashboard import (
 
 from . import GRAFANA
 from . import promql as q
+from .thresholds import DEFAULTS, PANELS
 
 W = "$__rate_interval"
 SEL = f'{q.SERVICE}=~"$service", {q.INSTANCE}=~"$instance"'
@@ -202,6 +205,11 @@ def panel(chart: Chart, number: int) -> timeseries.Panel | stat.Panel:
     built = built.unit(chart.unit).datasource(DS).height(8).span(12 if chart.kind == "timeseries" else 6)
     if chart.description:
         built = built.description(chart.description)
+    if chart.title in PANELS:
+        line = Threshold(None, "green"), Threshold(getattr(DEFAULTS, PANELS[chart.title]), "red")
+        built = built.thresholds(gd.ThresholdsConfig().mode(ThresholdsMode.ABSOLUTE).steps(list(line)))
+        if isinstance(built, timeseries.Panel):
+            built = built.thresholds_style(common.GraphThresholdsStyleConfig().mode(GraphTresholdsStyleMode.DASHED))
     for i, (expr, legend) in enumerate(chart.queries):
         built = built.with_target(prometheus.Dataquery().expr(expr).legend_format(legend).ref_id(chr(65 + i)))
     return built

@@ -6,7 +6,6 @@ ConfigMap, and a HorizontalPodAutoscaler on in-flight calls per pod through the 
 
 from __future__ import annotations
 
-from . import GRAFANA
 from . import promql as q
 from .rules import groups
 from .thresholds import Thresholds
@@ -162,9 +161,8 @@ def prometheus_rule(t: Thresholds) -> Node:
             "metadata": metadata("llmobs", {"app.kubernetes.io/part-of": "llmobs"}), "spec": groups(t)}  # fmt: skip
 
 
-def dashboards() -> Node:
-    """The dashboards in a ConfigMap labelled for the Grafana sidecar's discovery (``grafana_dashboard``)."""
-    data = {path.name: path.read_text() for path in sorted(GRAFANA.glob("*.json"))}
+def dashboards(data: dict[str, str]) -> Node:
+    """The dashboards (file name -> JSON) in a ConfigMap labelled for the Grafana sidecar (``grafana_dashboard``)."""
     return {"apiVersion": "v1", "kind": "ConfigMap",
             "metadata": metadata("llmobs-dashboards", {"app.kubernetes.io/part-of": "llmobs"}, grafana_dashboard="1"),
             "data": data}  # fmt: skip

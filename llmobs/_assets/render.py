@@ -2,18 +2,28 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 
 from . import GRAFANA
 from . import kubernetes as k
 from .emit import document, documents
 from .rules import groups
-from .thresholds import Thresholds
+from .thresholds import PANELS, Thresholds
 from .zabbix import template
 
 
-def grafana(_: Thresholds) -> dict[str, str]:
-    return {path.name: path.read_text(encoding="utf-8") for path in sorted(GRAFANA.glob("*.json"))}
+def grafana(t: Thresholds) -> dict[str, str]:
+    """The committed dashboards, their threshold lines moved to ``t``'s values."""
+    return {path.name: with_thresholds(path.read_text(encoding="utf-8"), t) for path in sorted(GRAFANA.glob("*.json"))}
+
+
+def with_thresholds(text: str, t: Thresholds) -> str:
+    board = json.loads(text)
+    for panel in board["panels"]:
+        if panel.get("title") in PANELS:
+            panel["fieldConfig"]["defaults"]["thresholds"]["steps"][-1]["value"] = getattr(t, PANELS[panel["title"]])
+    return json.dumps(board, indent=2, sort_keys=True) + "\n"  # as dashboards.py writes them
 
 
 def rules(t: Thresholds) -> dict[str, str]:
@@ -35,7 +45,7 @@ def kubernetes(t: Thresholds) -> dict[str, str]:
         "servicemonitor.yaml": document(k.monitors()[0]),
         "podmonitor.yaml": document(k.monitors()[1]),
         "prometheusrule.yaml": document(k.prometheus_rule(t)),
-        "dashboards-configmap.yaml": document(k.dashboards()),
+        "dashboards-configmap.yaml": document(k.dashboards(grafana(t))),
         "prometheus-adapter-rules.yaml": document(k.adapter_rules()),
     }
 

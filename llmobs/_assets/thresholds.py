@@ -96,6 +96,15 @@ class Thresholds:
 
 DEFAULTS = Thresholds()
 
+PANELS = {
+    "Error ratio by error.type": "error_ratio",
+    "Request duration": "latency_seconds",
+    "Time to first token": "ttft_seconds",
+    "GPU temperature": "gpu_temperature_celsius",
+    "CPU and memory utilization": "host_memory_ratio",
+}
+"""The dashboard panels (by title) that draw a threshold as a dashed red line."""
+
 
 def describe() -> list[tuple[str, str, str]]:
     """(key, default, meaning) of every threshold, for ``--help`` and docs."""

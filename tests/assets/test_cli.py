@@ -96,7 +96,7 @@ def test_the_console_command_imports_nothing_heavy() -> None:
     assert subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60).stdout == "[]\n"
 
 
-@pytest.mark.parametrize("kind", ["grafana", "collector"])
+@pytest.mark.parametrize("kind", ["collector"])
 def test_kinds_without_thresholds_refuse_them(tmp_path: Path, kind: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit:
         main(["assets", kind, "--out", str(tmp_path / "out"), "--set", "error_ratio=0.1"])
