@@ -25,7 +25,11 @@ if TYPE_CHECKING:
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--since", default="24h", help="how far back: 90m, 24h, 7d (default 24h)")
     source = parser.add_mutually_exclusive_group()
-    source.add_argument("--history", metavar="FILE", help="the history file (default: this user's newest)")
+    source.add_argument(
+        "--history",
+        metavar="FILE",
+        help="the history file (default: $OTEL_SERVICE_NAME's, else the newest in the data directory)",
+    )
     source.add_argument("--prometheus", metavar="URL", help="a Prometheus server's base URL, e.g. http://prom:9090")
     parser.add_argument("--out", default="report.html", help="the HTML file to write (default report.html)")
     keys = ", ".join(key for key, _, _ in describe())
