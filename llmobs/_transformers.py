@@ -138,17 +138,21 @@ def _patched_pipeline(original: Callable[..., Any]) -> Callable[..., Any]:
         return original(pipeline, *args, **kwargs)
 
     def call(self: Any, *args: Any, **kwargs: Any) -> Any:
-        run = None if _active.get() is not None or _lazy(args, kwargs) else _runner(self.model, _operation(self))
+        run = None if _active.get() is not None else _pipeline_runner(self, args, kwargs)
         return original(self, *args, **kwargs) if run is None else run(body, self, args, kwargs)
 
     return call
 
 
-def _lazy(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
-    """A generator or dataset input makes the pipeline return an iterator that works later, when
-    the caller reads it: such calls are not timed (docs/transformers.md)."""
+@guarded(where="transformers pipeline")
+def _pipeline_runner(pipeline: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Callable[..., Any] | None:
+    """The monitored call of a pipeline's model and task. None for a generator or dataset input: the
+    pipeline then returns an iterator that works later, as the caller reads it (docs/transformers.md)."""
     inputs = args[0] if args else kwargs.get("inputs")
-    return isinstance(inputs, (types.GeneratorType, torch.utils.data.Dataset))
+    if isinstance(inputs, (types.GeneratorType, torch.utils.data.Dataset)):
+        return None
+    task = str(getattr(pipeline, "task", "") or "pipeline")
+    return _runner(getattr(pipeline, "model", None), OPERATIONS.get(task, task))
 
 
 @guarded(where="transformers model name")
@@ -177,11 +181,6 @@ def _monitored(model: str, operation: str) -> Callable[..., Any]:
         return result
 
     return monitor_inference(model=model, operation=operation)(run)
-
-
-def _operation(pipeline: Any) -> str:
-    task = str(getattr(pipeline, "task", "") or "pipeline")
-    return OPERATIONS.get(task, task)
 
 
 def _generate(

@@ -333,7 +333,8 @@ PROBE_PHASE = "llmobs.probe.phase"
 # Engines (llmobs/_engine.py and the call handle): what vLLM, TGI and Triton report, for custom servers.
 # The GenAI conventions define none of these yet, so they live under llmobs.: the queue/execution split
 # follows vLLM's request_queue_time and request_inference_time (TGI: request_queue_duration and
-# request_inference_duration), batch size and KV-cache use follow vLLM's and TGI's server metrics.
+# request_inference_duration), batch size and KV-cache use follow vLLM's and TGI's server metrics, as
+# the open proposal open-telemetry/semantic-conventions-genai#87 (server-side inference metrics) does.
 QUEUE_BUCKETS = _doubling(0.001, 17)  # 1 ms … 65.536 s
 BATCH_SIZE_BUCKETS = tuple(float(2**i) for i in range(11))  # 1 … 1024
 UNIT_BUCKETS = tuple(float(4**i) for i in range(-2, 11))  # 1/16 … 1,048,576

@@ -167,3 +167,20 @@ def test_a_changed_signature_is_left_alone_with_one_warning(caplog: pytest.LogCa
     assert OtherVersion.__dict__["generate"] is original and OtherVersion().generate(3) == 3
     assert len(caplog.records) == 2 and "left uninstrumented" in caplog.records[0].getMessage()
     assert (OtherVersion, "generate") not in _transformers._originals
+
+
+def test_a_pipeline_that_does_not_generate_and_a_lazy_one(tiny: Any, telemetry: Telemetry) -> None:
+    model, tokenizer = tiny
+    features = pipeline("feature-extraction", model=model.transformer, tokenizer=tokenizer)
+    vectors = features("w1 w2 w3")
+    assert len(vectors[0]) == 3  # one vector per input token
+    (duration,) = telemetry.points("gen_ai.server.request.duration", {"gen_ai.operation.name": "embeddings"})
+    assert duration.count == 1 and duration.attributes["gen_ai.request.model"] == "GPT2Model"
+    assert telemetry.points("llmobs.inference.token.usage") == []
+    lazy = features(text for text in ["w1", "w2 w3"])  # works as it is read, after the call returned
+    assert [len(vector[0]) for vector in lazy] == [1, 2]
+    assert only_duration_count(telemetry) == 1
+
+
+def only_duration_count(telemetry: Telemetry) -> int:
+    return sum(p.count for p in telemetry.points("gen_ai.server.request.duration"))
