@@ -105,9 +105,10 @@ class Inference:
         extra = self._extra()
         amount = as_quantity(count, "units")
         cleaned = clean_value(names.UNIT, unit) if isinstance(unit, str) and unit else None
-        if extra is None or amount is None or not isinstance(cleaned, str):
-            return
-        extra.units, extra.unit = amount, cleaned
+        if not isinstance(cleaned, str):
+            warn_once("units:unit", "llmobs: record_units(unit=...) must be a short non-empty string; dropped")
+        elif extra is not None and amount is not None:
+            extra.units, extra.unit = amount, cleaned
 
     def _extra(self) -> Extra | None:
         call = self._call

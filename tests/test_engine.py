@@ -110,7 +110,7 @@ def test_finish_reasons_from_results_and_the_handle(llmobs_logs: pytest.LogCaptu
     assert len(unknown) == 1 and "'exploded'" in unknown[0].getMessage()
 
 
-def test_units_and_the_real_time_factor() -> None:
+def test_units_and_the_real_time_factor(llmobs_logs: pytest.LogCaptureFixture) -> None:
     @llmobs.monitor_inference(model="m", operation="transcribe")
     def transcribe(audio_seconds: float) -> str:
         time.sleep(0.05)
@@ -122,20 +122,31 @@ def test_units_and_the_real_time_factor() -> None:
         llmobs.current_inference().record_units(images, unit="{image}")
         return "a cat"
 
+    @llmobs.monitor_inference(model="m", operation="caption")
+    def tag(unit: Any) -> None:
+        llmobs.current_inference().record_units(1, unit=unit)
+
     with capture(traces=False) as telemetry:
         transcribe(0.5)
         transcribe(1.0)
         transcribe(-1)  # dropped
+        caption(2)
+        for bad in ("", 3):
+            tag(bad)
         caption(3)
         (audio,) = telemetry.points("llmobs.inference.units", {"llmobs.unit": "s"})
         (images,) = telemetry.points("llmobs.inference.units", {"llmobs.unit": "{image}"})
+        units = telemetry.points("llmobs.inference.units")
         (rtf,) = telemetry.points("llmobs.inference.real_time_factor")
         (durations,) = telemetry.points("gen_ai.server.request.duration", {"gen_ai.operation.name": "transcribe"})
     assert (audio.count, audio.sum) == (2, 1.5)
-    assert (images.count, images.sum) == (1, 3)
+    assert (images.count, images.sum) == (2, 5)
     assert rtf.count == 2
     assert 0.05 / 0.5 + 0.05 / 1.0 <= rtf.sum < (0.05 + 0.03) / 0.5 + (0.05 + 0.03) / 1.0
     assert durations.count == 3
+    bad_units = [r for r in llmobs_logs.records if "record_units(unit" in r.getMessage()]
+    assert [r.levelname for r in bad_units] == ["WARNING"]  # once, for both
+    assert len(units) == 2  # only s and {image}
 
 
 def test_the_handle_outside_a_call_keeps_nothing() -> None:
