@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import sqlite3
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Mapping
@@ -98,17 +99,24 @@ class Report:
     first: float | None = None
     last: float | None = None
     """When the data starts and ends (the first interval's start, the last one's end)."""
+    resolution: float = 0.0
+    """The source's own step (the longest stored interval, the query step): no bin is narrower, or a
+    rate per bin would divide an interval's tokens by a fraction of its length."""
 
     @property
     def step(self) -> float:
-        return max((self.end - self.start) / BINS, 1e-9)
+        return max((self.end - self.start) / BINS, self.resolution, 1e-9)
+
+    @property
+    def bins(self) -> int:
+        return max(1, min(BINS, math.ceil((self.end - self.start) / self.step)))
 
     def bin(self, when: float) -> int:
-        return min(int((when - self.start) / self.step), BINS - 1)
+        return max(0, min(int((when - self.start) / self.step), self.bins - 1))
 
     def time(self, index: int) -> float:
-        """The middle of bin ``index``."""
-        return self.start + (index + 0.5) * self.step
+        """The middle of bin ``index`` (the window's end for a last bin that reaches past it)."""
+        return min(self.start + (index + 0.5) * self.step, self.end)
 
     @property
     def seconds(self) -> float:
@@ -136,6 +144,7 @@ def load_history(path: str, start: float, end: float) -> Report:
         raise SourceError(f"the history {path} cannot be read: {exc}") from None
     try:
         report = Report(f"history {path}", *_span(connection, start, end))
+        report.resolution = _longest_interval(connection, report.start, report.end)
         for begun, metric, point in _rows(connection, start, end):
             report.saw(begun, point.when)
             add(report, metric, point)
@@ -163,6 +172,11 @@ def _span(connection: sqlite3.Connection, start: float, end: float) -> tuple[flo
         "SELECT min(start), max(end) FROM intervals WHERE end >= ? AND end <= ?", (start, end)
     ).fetchone()
     return (start, end) if first is None else (max(start, first), last)
+
+
+def _longest_interval(connection: sqlite3.Connection, start: float, end: float) -> float:
+    row = connection.execute("SELECT max(end - start) FROM intervals WHERE end >= ? AND end <= ?", (start, end))
+    return float(row.fetchone()[0] or 0.0)
 
 
 def _rows(connection: sqlite3.Connection, start: float, end: float) -> Iterator[tuple[float, str, Point]]:

@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 
 from .._assets.thresholds import Thresholds
 from .._summary import Buckets, Calls
-from .data import BINS, Report, Timeline
+from .data import Report, Timeline
 
 Chart = tuple[str, str]
 """(title, ``data:image/png;base64,...``)."""
@@ -119,7 +119,7 @@ def _chart(
 
 def _binned(report: Report, timeline: Timeline) -> Timeline:
     """A reading per interval (a gauge over 7 days: 60,000 points) as its mean per report bin."""
-    if len(timeline) <= BINS:
+    if len(timeline) <= report.bins:
         return timeline
     sums: dict[int, list[float]] = {}
     for when, value in timeline:

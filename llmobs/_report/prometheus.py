@@ -34,8 +34,8 @@ INSTRUMENTS = [i for i in vars(names).values() if isinstance(i, names.Instrument
 
 def load_prometheus(url: str, start: float, end: float) -> Report:
     """The report of ``[start, end]`` from the Prometheus at ``url``; SourceError when it cannot be asked."""
-    report = Report(f"prometheus {url}", start, end)
-    client = _Client(url, start, end, max(report.step, 1.0))
+    report = Report(f"prometheus {url}", start, end, resolution=1.0)
+    client = _Client(url, start, end, report.step)
     for instrument in INSTRUMENTS:
         for point in _points(client, instrument):
             report.saw(point.when - client.step, point.when)
