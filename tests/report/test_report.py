@@ -141,3 +141,15 @@ def test_the_report_is_never_written_through_a_link(history: Path, tmp_path: Pat
     (tmp_path / "report.html").symlink_to(target)
     result = report("--history", str(history), "--out", str(tmp_path / "report.html"))
     assert result.returncode == 1 and "cannot write" in result.stderr and target.read_text() == "precious"
+
+
+@needs_matplotlib
+def test_a_threshold_set_on_the_command_line_is_what_the_chart_draws(history: Path) -> None:
+    from llmobs._assets.thresholds import DEFAULTS, apply
+    from llmobs._report.data import load_history
+    from llmobs._report.plots import charts
+
+    report = load_history(str(history), time.time() - 3600, time.time() + 1)
+    default, changed = dict(charts(report, DEFAULTS)), dict(charts(report, apply(["error_ratio=0.2"])))
+    assert default["llama: error rate"] != changed["llama: error rate"]  # the dashed line moved
+    assert default["llama: latency"] == changed["llama: latency"]  # drawing is deterministic otherwise
