@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import inspect
 import types
+import weakref
 from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any
@@ -38,6 +39,7 @@ OPERATIONS |= {"feature-extraction": "embeddings", "image-text-to-text": "genera
 
 _originals: dict[tuple[type, str], Callable[..., Any]] = {}
 _runners: dict[tuple[str, str], Callable[..., Any]] = {}
+_named: weakref.WeakKeyDictionary[Any, dict[str, Callable[..., Any]]] = weakref.WeakKeyDictionary()
 
 
 class _Tally:
@@ -157,7 +159,22 @@ def _pipeline_runner(pipeline: Any, args: tuple[Any, ...], kwargs: dict[str, Any
 
 @guarded(where="transformers model name")
 def _runner(model: Any, operation: str) -> Callable[..., Any] | None:
-    """The monitored call of ``model`` (named from its config, else its class) and ``operation``."""
+    """The monitored call of ``model`` and ``operation``, remembered per model object: reading the name
+    from transformers' config costs microseconds a call."""
+    try:
+        known = _named.get(model)
+    except TypeError:  # not weakly referenceable: named each call
+        return _named_runner(model, operation)
+    if known is None:
+        known = _named[model] = {}
+    run = known.get(operation)
+    if run is None:
+        run = known[operation] = _named_runner(model, operation)
+    return run
+
+
+def _named_runner(model: Any, operation: str) -> Callable[..., Any]:
+    """The monitored call for the model's config name (else its class name) and ``operation``."""
     config = getattr(model, "config", None)
     name = getattr(config, "name_or_path", "") or getattr(config, "_name_or_path", "") or type(model).__name__
     key = (str(name), operation)
@@ -214,11 +231,11 @@ def _count(tally: _Tally, model: Any, args: tuple[Any, ...], kwargs: dict[str, A
     tally.input += int(mask.sum()) if isinstance(mask, torch.Tensor) else inputs.numel()
     config = getattr(model, "config", None)
     prompt = 1 if getattr(config, "is_encoder_decoder", False) else inputs.shape[-1]  # a decoder start token
-    new = sequences[:, prompt:]
     eos = _eos_ids(model, kwargs)
     if not eos:
-        tally.output += new.numel()
+        tally.output += sequences.shape[0] * max(0, sequences.shape[1] - prompt)
         return
+    new = sequences[:, prompt:]
     is_eos = torch.isin(new, torch.tensor(eos, device=new.device))
     after_eos = (is_eos.cumsum(-1) - is_eos.long()) > 0
     tally.output += int((~after_eos).sum())

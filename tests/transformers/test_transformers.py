@@ -106,7 +106,7 @@ def test_streaming_generate_times_ttft_and_tpot_by_the_streamer(tiny: Any, telem
     assert output.shape[1] - 3 == 20 and [n for _, n in clock.puts] == [3] + [1] * 20 and clock.ended > 0
     first = clock.puts[1][0]  # the first put is the prompt
     ttft = only(telemetry, "gen_ai.server.time_to_first_token")
-    assert ttft.count == 1 and first - started - 0.005 <= ttft.sum <= first - started  # llmobs marks, then it puts
+    assert ttft.count == 1 and first - started - 0.02 <= ttft.sum <= first - started  # llmobs marks, then it puts
     tpot = only(telemetry, "gen_ai.server.time_per_output_token")
     streamer_tpot = (clock.ended - first) / 19
     assert tpot.count == 1 and abs(tpot.sum - streamer_tpot) < 0.002
