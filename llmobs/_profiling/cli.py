@@ -50,8 +50,8 @@ def main(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     except (OSError, ValueError) as exc:
         print(f"llmobs profile: no answer from process {args.pid} ({exc})", file=sys.stderr)
         return 1
-    if "directory" not in reply:
-        print(f"llmobs profile: {reply.get('error', reply)}", file=sys.stderr)
+    if reply is None or "directory" not in reply:
+        print(f"llmobs profile: {(reply or {}).get('error', 'no answer')}", file=sys.stderr)
         return 1
     print(f"profiling the next {args.calls} calls of process {args.pid}; the files go to {reply['directory']}")
     return 0

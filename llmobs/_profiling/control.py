@@ -25,14 +25,16 @@ def socket_path(pid: int, directory: str | None = None) -> str:
     return os.path.join(directory or runtime_directory(), f"profile-{pid}.sock")
 
 
-def read_message(conn: socket.socket) -> dict[str, Any]:
-    """One JSON object on one line, at most MAX_MESSAGE bytes."""
+def read_message(conn: socket.socket) -> dict[str, Any] | None:
+    """One JSON object on one line, at most MAX_MESSAGE bytes; None when the peer sent nothing."""
     data = b""
     while not data.endswith(b"\n") and len(data) < MAX_MESSAGE:
         chunk = conn.recv(MAX_MESSAGE - len(data))
         if not chunk:
             break
         data += chunk
+    if not data:
+        return None
     message = json.loads(data)
     if not isinstance(message, dict):
         raise ValueError("not a JSON object")
@@ -74,19 +76,13 @@ class Control:
 
     @guarded(where="profiling trigger")
     def _answer(self, conn: socket.socket) -> None:
-        from . import PLAN
-
         conn.settimeout(TIMEOUT)
-        if not _same_user(conn):
-            send_message(conn, {"error": "only the user running this process (or root) may profile it"})
-            return
-        try:
-            ask = read_message(conn)
-            directory = PLAN.ask(ask.get("calls", 20), ask.get("model"), ask.get("out_dir"), ask.get("min_duration"))
-        except (ConfigError, ValueError) as exc:  # json's errors are ValueErrors
-            send_message(conn, {"error": str(exc)})
-            return
-        send_message(conn, {"directory": directory})
+        # A peer that leaves early (another process's stale-socket check connects and closes at once)
+        # is no failure of ours.
+        with suppress(BrokenPipeError, ConnectionResetError, TimeoutError):
+            reply = _reply(conn)
+            if reply is not None:
+                send_message(conn, reply)
 
     def close(self) -> None:
         """Stop answering; the socket file goes too, unless it is the parent's (a forked child)."""
@@ -96,6 +92,23 @@ class Control:
             with suppress(OSError):
                 self._socket.shutdown(socket.SHUT_RDWR)  # wakes the thread blocked in accept
         self._socket.close()
+
+
+def _reply(conn: socket.socket) -> dict[str, Any] | None:
+    """The answer to one request, None for a peer that sent nothing."""
+    from . import PLAN
+
+    if not _same_user(conn):
+        return {"error": "only the user running this process (or root) may profile it"}
+    try:
+        ask = read_message(conn)
+        if ask is None:
+            return None
+        return {
+            "directory": PLAN.ask(ask.get("calls", 20), ask.get("model"), ask.get("out_dir"), ask.get("min_duration"))
+        }
+    except (ConfigError, ValueError) as exc:  # json's errors are ValueErrors
+        return {"error": str(exc)}
 
 
 def _remove_stale(directory: str) -> None:

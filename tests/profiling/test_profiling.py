@@ -161,7 +161,9 @@ def ask(message: bytes) -> dict[str, object]:
         conn.settimeout(5)
         conn.connect(socket_path(os.getpid()))
         conn.sendall(message)
-        return read_message(conn)
+        reply = read_message(conn)
+    assert reply is not None
+    return reply
 
 
 def test_the_trigger_socket_answers_this_user_and_goes_at_shutdown(tmp_path: Path) -> None:
@@ -344,3 +346,13 @@ def test_the_sockets_of_ended_processes_are_removed_and_live_ones_kept() -> None
             assert os.path.exists(live)
         finally:
             os.unlink(live)
+
+
+def test_a_peer_that_connects_and_leaves_is_no_error(caplog: pytest.LogCaptureFixture) -> None:
+    """Another process's stale-socket check connects to this trigger and closes at once."""
+    llmobs.init(service_name="test", summary=False)
+    for _ in range(3):
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+            probe.connect(socket_path(os.getpid()))
+    assert ask(b'{"calls": 1}\n')["directory"]
+    assert not [r for r in caplog.records if "internal error" in r.getMessage()]
