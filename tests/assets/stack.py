@@ -83,7 +83,7 @@ def stack(directory: Path) -> Iterator[Stack]:
     )  # fmt: skip
     rules = directory / "rules.yml"
     rules.write_text(document(groups(apply(SETTINGS))))
-    argv = ["uvicorn", "tests.assets.workload:app", "--host", "127.0.0.1", "--port", "{port}", "--log-level", "warning"]
+    argv = ["uvicorn", "tests.assets.app:app", "--host", "127.0.0.1", "--port", "{port}", "--log-level", "warning"]
     with (
         Webhook() as webhook,
         alertmanager(directory, webhook.url) as manager,

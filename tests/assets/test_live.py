@@ -1,4 +1,4 @@
-"""Every shipped query against a real Prometheus scraping the workload (tests/assets/workload.py): each
+"""Every shipped query against a real Prometheus scraping the workload (tests/assets/app.py): each
 panel of each dashboard returns data with its variables substituted, the key ones the right value;
 each alert rule evaluates, the hot GPU's alerts fire and the healthy ones stay silent; the error-ratio
 alert reaches a webhook through a real Alertmanager; every Zabbix pattern matches the real scrape."""
