@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from llmobs._assets.cli import KINDS
+from llmobs._assets.render import RENDERERS
 from llmobs._cli import main
 
 EXPECTED = {
@@ -101,3 +102,7 @@ def test_kinds_without_thresholds_refuse_them(tmp_path: Path, kind: str, capsys:
     with pytest.raises(SystemExit) as exit:
         main(["assets", kind, "--out", str(tmp_path / "out"), "--set", "error_ratio=0.1"])
     assert exit.value.code == 2 and f"{kind} takes no thresholds" in capsys.readouterr().err
+
+
+def test_every_kind_has_a_renderer() -> None:
+    assert tuple(RENDERERS) == KINDS and set(EXPECTED) == set(KINDS)
