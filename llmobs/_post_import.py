@@ -29,7 +29,10 @@ class _AfterImport(importlib.abc.MetaPathFinder):
         self.callback = guarded(where=f"after importing {name}")(callback)
 
     def find_spec(
-        self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None  # noqa: ARG002
+        self,
+        fullname: str,
+        path: Sequence[str] | None,  # noqa: ARG002 - the finder protocol's arguments
+        target: ModuleType | None = None,  # noqa: ARG002
     ) -> ModuleSpec | None:
         if fullname != self.name:
             return None

@@ -41,6 +41,7 @@ def test_queue_and_execution_time_of_a_semaphore_bound_server(tmp_path: Path) ->
             (execution,) = receiver.latest("llmobs.inference.execution.duration", MODEL)
     waits = sum(range(REQUESTS)) * HOLD  # 0 + 1 + 2 + 3 holds
     assert queue.count == REQUESTS and queue.unit == "s"
+    assert queue.sum is not None and execution.sum is not None
     assert waits - 0.1 <= queue.sum <= waits + 0.1, queue.sum
     assert queue.min is not None and queue.min < 0.05
     assert queue.max is not None and abs(queue.max - (REQUESTS - 1) * HOLD) < 0.1

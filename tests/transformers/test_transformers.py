@@ -177,7 +177,7 @@ def test_a_pipeline_that_does_not_generate_and_a_lazy_one(tiny: Any, telemetry: 
     (duration,) = telemetry.points("gen_ai.server.request.duration", {"gen_ai.operation.name": "embeddings"})
     assert duration.count == 1 and duration.attributes["gen_ai.request.model"] == "GPT2Model"
     assert telemetry.points("llmobs.inference.token.usage") == []
-    lazy = features(text for text in ["w1", "w2 w3"])  # works as it is read, after the call returned
+    lazy = features(text for text in ["w1", "w2 w3"])  # type: ignore[arg-type]  # works as it is read, later
     assert [len(vector[0]) for vector in lazy] == [1, 2]
     assert only_duration_count(telemetry) == 1
 
