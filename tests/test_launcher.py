@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from llmobs._post_import import when_imported
 from tests.otlp_receiver import OTLPReceiver
 
 ROOT = Path(__file__).parents[1]
@@ -75,3 +76,28 @@ def test_a_transformers_program_is_measured_without_its_code_knowing(tmp_path: P
         }
     assert result.stdout.strip() == "6"
     assert tokens == {"input": 4, "output": 6}
+
+
+def test_the_import_hook_fires_once_after_the_import_and_a_failing_callback_breaks_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    (tmp_path / "llmobs_hooked_module.py").write_text("VALUE = 42\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    seen: list[int] = []
+
+    def callback() -> None:
+        seen.append(sys.modules["llmobs_hooked_module"].VALUE)
+        raise RuntimeError("instrumentation broke")
+
+    before = list(sys.meta_path)
+    when_imported("llmobs_hooked_module", callback)
+    import llmobs_hooked_module
+
+    assert llmobs_hooked_module.VALUE == 42 and seen == [42]
+    assert sys.meta_path == before  # the finder left
+    assert [r.getMessage() for r in caplog.records] == [
+        "llmobs: internal error in after importing llmobs_hooked_module; telemetry for it is skipped"
+    ]
+    when_imported("json", lambda: seen.append(0))  # imported already: now
+    assert seen == [42, 0]
+    monkeypatch.delitem(sys.modules, "llmobs_hooked_module")
