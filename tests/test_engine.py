@@ -209,3 +209,40 @@ def test_an_engine_helper_never_raises(caplog: pytest.LogCaptureFixture) -> None
         llmobs.set_queue_length(None)  # type: ignore[arg-type]
         llmobs.record_cache_lookup(True, saved="long", cache="c")  # type: ignore[arg-type]
     assert len(caplog.records) == 3
+
+
+def test_exact_counts_from_many_threads_and_a_stream() -> None:
+    @llmobs.monitor_inference(model="m", operation="chat")
+    def call(i: int) -> int:
+        handle = llmobs.current_inference()
+        handle.mark_started()
+        handle.set_finish_reasons("length" if i % 4 == 0 else "stop")
+        return i
+
+    @llmobs.monitor_inference(model="m", operation="chat")
+    def stream() -> Any:
+        llmobs.current_inference().mark_started(queued=0.25)
+        yield "a"
+        yield "b"
+        llmobs.current_inference().set_finish_reasons("stop")
+
+    def worker() -> None:
+        for i in range(200):
+            call(i)
+
+    with capture(traces=False) as telemetry:
+        threads = [threading.Thread(target=worker) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert list(stream()) == ["a", "b"]
+        finished = {
+            p.attributes["gen_ai.response.finish_reasons"]: p.value
+            for p in telemetry.points("llmobs.inference.finished", MODEL)
+        }
+        (queue,) = telemetry.points("llmobs.inference.queue.duration", MODEL)
+        (ttft,) = telemetry.points("gen_ai.server.time_to_first_token", MODEL)
+    assert finished == {"length": 8 * 50, "stop": 8 * 150 + 1}
+    assert queue.count == 8 * 200 + 1 and queue.sum >= 0.25 and queue.max == 0.25  # the stream's given wait
+    assert ttft.count == 1  # the stream's own first chunk
