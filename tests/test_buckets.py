@@ -36,7 +36,7 @@ def test_boundaries_from_the_environment(otlp: Any, monkeypatch: pytest.MonkeyPa
     receiver = otlp(traces=False)
     embed(0.003)
     duration = one(receiver, "gen_ai.server.request.duration", BASE)
-    assert list(duration.explicit_bounds) == [0.002, 0.004, 0.1] and list(duration.bucket_counts) == [0, 1, 0, 0]
+    assert list(duration.explicit_bounds) == [0.002, 0.5, 1.0] and list(duration.bucket_counts) == [0, 1, 0, 0]
 
 
 def test_the_defaults_stay_those_of_the_conventions(otlp: Any) -> None:
