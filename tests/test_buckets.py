@@ -31,7 +31,7 @@ def test_the_embedding_set_tells_millisecond_calls_apart(otlp: Any) -> None:
 def test_boundaries_from_the_environment(otlp: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(
         "LLMOBS_BUCKETS",
-        " gen_ai.server.request.duration = 0.002, 0.004,0.1 ; llmobs.inference.queue.duration=embedding;",
+        " gen_ai.server.request.duration = 0.002, 0.5,1 ; llmobs.inference.queue.duration=embedding;",
     )
     receiver = otlp(traces=False)
     embed(0.003)
