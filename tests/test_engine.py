@@ -34,8 +34,8 @@ def test_queue_and_execution_split_the_duration() -> None:
         (execution,) = telemetry.points("llmobs.inference.execution.duration", MODEL)
         (duration,) = telemetry.points("gen_ai.server.request.duration", MODEL)
     assert queue.count == execution.count == 2
-    assert 0.06 <= queue.sum < 0.06 + 0.03
-    assert 0.08 <= execution.sum < 0.08 + 0.03
+    assert 0.06 <= queue.sum < 0.06 + 0.06  # all of it (0.14 s) if the mark were lost
+    assert 0.08 <= execution.sum < 0.08 + 0.05
     assert queue.sum + execution.sum == pytest.approx(duration.sum, abs=1e-3)
     assert queue.explicit_bounds[0] == 0.001
 
@@ -142,7 +142,7 @@ def test_units_and_the_real_time_factor(llmobs_logs: pytest.LogCaptureFixture) -
     assert (audio.count, audio.sum) == (2, 1.5)
     assert (images.count, images.sum) == (2, 5)
     assert rtf.count == 2
-    assert 0.05 / 0.5 + 0.05 / 1.0 <= rtf.sum < (0.05 + 0.03) / 0.5 + (0.05 + 0.03) / 1.0
+    assert 0.05 / 0.5 + 0.05 / 1.0 <= rtf.sum < (0.05 + 0.05) / 0.5 + (0.05 + 0.05) / 1.0
     assert durations.count == 3
     bad_units = [r for r in llmobs_logs.records if "record_units(unit" in r.getMessage()]
     assert [r.levelname for r in bad_units] == ["WARNING"]  # once, for both
