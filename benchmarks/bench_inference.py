@@ -180,6 +180,16 @@ def verdict(value: float, target: float) -> str:
     return "PASS" if value <= target else "MISS"
 
 
+def at_least(value: float, target: float) -> str:
+    """PASS or MISS against a target that ``value`` must reach."""
+    return "PASS" if value >= target else "MISS"
+
+
+def spread(values: list[float], scale: float = 1.0, digits: int = 2) -> str:
+    """``min-max`` of ``values`` times ``scale``: the range beside a median."""
+    return f"{min(values) * scale:.{digits}f}-{max(values) * scale:.{digits}f}"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="20k calls, 3 repeats")
