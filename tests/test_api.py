@@ -47,11 +47,18 @@ def test_public_names() -> None:
     for name in llmobs.__all__:
         try:
             getattr(llmobs, name)
-        except ImportError as missing:  # the core suite runs without the web frameworks
-            assert "pip install 'llmobs[" in str(missing) and name in MIDDLEWARE
+        except ImportError as missing:  # the core suite runs without the web frameworks and transformers
+            assert "pip install 'llmobs[" in str(missing) and name in OPTIONAL
 
 
-MIDDLEWARE = {"ASGIMiddleware", "WSGIMiddleware", "instrument_fastapi", "instrument_flask"}
+OPTIONAL = {
+    "ASGIMiddleware",
+    "WSGIMiddleware",
+    "instrument_fastapi",
+    "instrument_flask",
+    "instrument_transformers",
+    "uninstrument_transformers",
+}
 
 
 def test_import_loads_no_framework_nor_collector_dependency() -> None:
@@ -81,7 +88,7 @@ def test_the_namespace_holds_only_the_public_names() -> None:
     """As httpx checks: nothing reaches ``llmobs.`` by accident (typing names, internal modules)."""
     code = "import llmobs, json; print(json.dumps(sorted(n for n in vars(llmobs) if not n.startswith('_'))))"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    lazy = MIDDLEWARE | {"prometheus_asgi_app", "prometheus_wsgi_app", "instrument_http_clients"}
-    lazy |= {"instrument_transformers", "uninstrument_transformers", "LogHandler", "TraceContextFilter"}
+    lazy = OPTIONAL | {"prometheus_asgi_app", "prometheus_wsgi_app", "instrument_http_clients"}
+    lazy |= {"LogHandler", "TraceContextFilter"}
     public_modules = {"semconv"}
     assert set(json.loads(result.stdout)) == set(llmobs.__all__) - lazy - {"__version__"} | public_modules

@@ -13,7 +13,7 @@ from collections.abc import Callable
 import pytest
 
 import llmobs
-from llmobs import _lifecycle
+from llmobs import _lifecycle, _logs
 from tests.helpers import BASE, one
 from tests.otlp_receiver import Mode, OTLPReceiver, blackhole, free_port
 from tests.processes import run_python
@@ -282,14 +282,15 @@ def test_span_limits_follow_the_variables(monkeypatch: pytest.MonkeyPatch, otlp:
 
 
 def test_force_flush_during_a_black_hole_keeps_one_flush_in_flight_per_pipeline(otlp: Otlp) -> None:
-    receiver = otlp(traces=True)
+    receiver = otlp(traces=True, inventory=False)
     receiver.mode = "hang"
     predict()
+    _logs.emit_event("test.record", {})
     results = [llmobs.force_flush(timeout=0.05)]
-    receiver.wait_for(lambda r: r.attempts >= 2)  # both pipelines' flushes are stuck in the receiver
+    receiver.wait_for(lambda r: r.attempts >= 3)  # the three pipelines' flushes are stuck in the receiver
     stuck = threading.active_count()
     results += [llmobs.force_flush(timeout=0.05) for _ in range(29)]
-    # Before, each call left two more threads behind (5 -> 64 after 30 calls).
+    # Before, each call left a thread per pipeline behind (5 -> 64 after 30 calls).
     assert threading.active_count() <= stuck + 1
     assert results == [False] * 30
 

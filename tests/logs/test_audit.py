@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import time
+from importlib.util import find_spec
 
 import pytest
 
@@ -29,6 +30,10 @@ def _run_audit(*argv: str, **env: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+INSTALLED = find_spec("pip_audit") is not None
+
+
+@pytest.mark.skipif(not INSTALLED, reason="pip-audit is not installed (the core suite)")
 def test_an_unreachable_vulnerability_service_is_one_line_and_a_failure() -> None:
     refused = f"http://127.0.0.1:{free_port()}"
     started = time.monotonic()
@@ -48,6 +53,13 @@ def test_an_unreachable_vulnerability_service_is_one_line_and_a_failure() -> Non
         "llmobs audit: the vulnerability service (pypi) could not be reached"
     )
     assert time.monotonic() - started < 60
+
+
+@pytest.mark.skipif(INSTALLED, reason="pip-audit is installed (the core suite runs without it)")
+def test_without_pip_audit_it_says_how_to_install_it() -> None:
+    done = _run_audit()
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.splitlines() == ["llmobs audit: pip-audit is not installed here (pip install pip-audit)"]
 
 
 def test_the_command_has_its_help_and_a_bounded_timeout() -> None:

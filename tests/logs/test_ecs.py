@@ -6,6 +6,9 @@ from __future__ import annotations
 import json
 import logging
 import stat
+import subprocess
+import sys
+from importlib.util import find_spec
 from pathlib import Path
 
 import pytest
@@ -19,12 +22,14 @@ from tests.otlp_receiver import OTLPReceiver
 from tests.processes import run_python
 
 TRACER = TracerProvider().get_tracer("tests")
+needs_ecs = pytest.mark.skipif(find_spec("ecs_logging") is None, reason="the ecs extra is not installed")
 
 
 def _lines(path: Path) -> list[dict[str, object]]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
+@needs_ecs
 def test_records_become_private_ecs_lines_with_their_trace(tmp_path: Path) -> None:
     path = tmp_path / "llmobs.json"
     llmobs.init(service_name="ecs", ecs_log=str(path), inventory=False, capture_logging=True)
@@ -48,6 +53,7 @@ def test_records_become_private_ecs_lines_with_their_trace(tmp_path: Path) -> No
     assert len(huge["v"]) == 256  # type: ignore[arg-type]
 
 
+@needs_ecs
 def test_stderr_lines(capsys: pytest.CaptureFixture[str]) -> None:
     llmobs.init(service_name="ecs", ecs_log="stderr", inventory=False)
     _logs.emit_event("to.stderr", {"n": 3})
@@ -56,6 +62,7 @@ def test_stderr_lines(capsys: pytest.CaptureFixture[str]) -> None:
     assert line["event"] == {"name": "to.stderr"} and line["n"] == 3
 
 
+@needs_ecs
 def test_forked_workers_append_to_one_file_without_interleaving(tmp_path: Path, receiver: OTLPReceiver) -> None:
     path = tmp_path / "shared.json"
     out = run_python(
@@ -84,6 +91,7 @@ def test_forked_workers_append_to_one_file_without_interleaving(tmp_path: Path, 
     assert len(lines) == 1500 and {line["process"]["pid"] for line in lines} == set(map(int, out.split()))  # type: ignore[index]
 
 
+@needs_ecs
 @pytest.mark.parametrize("problem", ["symlink", "readable", "directory"])
 def test_unsafe_files_are_refused_at_init(tmp_path: Path, problem: str) -> None:
     path = tmp_path / "llmobs.json"
@@ -100,3 +108,15 @@ def test_unsafe_files_are_refused_at_init(tmp_path: Path, problem: str) -> None:
     assert _logs.emitter.logger is None
     if problem == "symlink":
         assert (tmp_path / "target").read_text() == ""
+
+
+def test_without_ecs_logging_init_names_the_extra(tmp_path: Path) -> None:
+    code = (
+        "import sys; sys.modules['ecs_logging'] = None\n"  # as if the extra were not installed
+        "import llmobs\n"
+        f"llmobs.init(service_name='ecs', ecs_log={str(tmp_path / 'x.json')!r}, inventory=False)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 1
+    assert "ConfigError: LLMOBS_ECS_LOG needs ecs-logging: pip install 'llmobs[ecs]'" in done.stderr
+    assert not (tmp_path / "x.json").exists()
