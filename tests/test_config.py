@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import re
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
@@ -183,6 +184,8 @@ def test_init_has_the_documented_signature() -> None:
     assert set(parameters) == set(inspect.signature(load).parameters) - {"env"}
     documented = Path(__file__).parents[1].joinpath("docs", "configuration.md").read_text()
     assert all(f"`{name}`" in documented for name in parameters)
+    block = documented.split("```python\n", 1)[1].split("```", 1)[0]
+    assert re.findall(r"(\w+)=None", block) == list(parameters)  # the signature at the top, in order
 
 
 def test_every_variable_is_documented_once() -> None:
