@@ -28,6 +28,7 @@ from .semconv import (
 
 _RESERVED = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
 _SEVERITY_TEXT = {"WARNING": "WARN", "CRITICAL": "FATAL"}  # the logs data model's names
+_EXPORT_THREADS = ("llmobs-", "OtelBatch")
 
 
 class TraceContextFilter(logging.Filter):
@@ -49,7 +50,13 @@ class LogHandler(logging.Handler):
     ``init(capture_logging=True)`` for the root logger."""
 
     def emit(self, record: logging.LogRecord) -> None:
-        if emitter.provider is not None and not record.name.startswith("opentelemetry"):  # no export loops
+        # No export loops: what the exporters and their HTTP/gRPC libraries log while they send (on
+        # llmobs's and the SDK's own threads) is not sent again.
+        if (
+            emitter.provider is not None
+            and not record.name.startswith("opentelemetry")
+            and not (record.threadName or "").startswith(_EXPORT_THREADS)
+        ):
             _forward(record)
 
 

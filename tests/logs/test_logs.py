@@ -205,6 +205,23 @@ def test_capture_logging_sends_the_apps_records_with_their_trace(
     assert HANDLER not in logging.getLogger().handlers
 
 
+def test_what_is_logged_while_exporting_is_not_sent_again(otlp: Callable[..., OTLPReceiver]) -> None:
+    """With the root logger at DEBUG, urllib3 and grpc log on llmobs's and the SDK's export threads."""
+    receiver = otlp(inventory=False, capture_logging=True)
+    chatty = logging.getLogger("urllib3.connectionpool")
+    chatty.setLevel(logging.DEBUG)
+    try:
+        for name in ("llmobs-export-send", "OtelBatchLogRecordProcessor", "worker"):
+            thread = threading.Thread(target=chatty.debug, args=(f"sent from {name}",), name=name)
+            thread.start()
+            thread.join()
+        llmobs.force_flush()
+    finally:
+        chatty.setLevel(logging.NOTSET)
+    (record,) = receiver.wait_for(lambda r: r.logs())
+    assert record.body == "sent from worker"
+
+
 def test_the_handler_sends_exception_messages_only_when_asked(otlp: Callable[..., OTLPReceiver]) -> None:
     receiver = otlp(inventory=False, capture_exception_messages=True)
     app = logging.getLogger("tests.opted-in")
