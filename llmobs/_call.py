@@ -177,8 +177,8 @@ class Site:
     ) -> None:
         attrs, series = (self.base, self.bound) if call.attributes is None else self._series_of(call.attributes)
         if outcome is None:
-            series.duration.record(duration)
-            recorded = series.duration  # bound now, also if it was not before
+            recorded = series.duration
+            recorded.record(duration)
         elif isinstance(outcome, BaseException):
             recorded = self._keyed(names.REQUEST_DURATION, attrs, names.ERROR_TYPE, error_type(outcome))
             recorded.record(duration)

@@ -126,11 +126,11 @@ class Points:
                 lo, hi = (lo, hi) if self._keep_range else (None, None)
         if count == 0:
             return None
-        numbers = (total, lo, hi)
-        if not all(c in UINT64 for c in (count, *counts)) or any(_double(v) is None for v in numbers if v is not None):
+        # count is the sum of counts: none negative and the sum in range means each one is
+        if min(counts) < 0 or count not in UINT64 or not (_finite(total) and _finite(lo) and _finite(hi)):
             _dropped(instrument, f"count {count}, sum {total}")
             return None
-        exemplars = _exemplars(snap.exemplars, start)
+        exemplars = _exemplars(snap.exemplars, start) if snap.exemplars else ()
         bounds = instrument.buckets if snap.bounds is None else snap.bounds
         return HistogramDataPoint(dict(attributes), start, now, count, total, counts, bounds, lo, hi, exemplars)  # type: ignore[arg-type]
 
@@ -171,6 +171,11 @@ def _double(value: float) -> float | None:
     return number if math.isfinite(number) else None
 
 
+def _finite(value: float | None) -> bool:
+    """True for None (no value) or a value that is a finite double."""
+    return value is None or _double(value) is not None
+
+
 def _dropped(instrument: Instrument, what: str) -> None:
     warn_once(
         f"export value:{instrument.name}",
@@ -186,8 +191,8 @@ def _encodable(instrument: Instrument, attributes: Attributes) -> bool:
     on every export: strings that are not valid Unicode (lone surrogates), ints past int64."""
     for key, value in attributes:
         if (
-            not _text(key)
-            or (isinstance(value, str) and not _text(value))
+            not (key.isascii() or _text(key))  # ASCII, as almost every text is: a C scan, no copy
+            or (isinstance(value, str) and not (value.isascii() or _text(value)))
             or (type(value) is int and value not in INT64)
         ):
             warn_once(

@@ -12,8 +12,9 @@ import pytest
 import llmobs
 from llmobs import _lifecycle
 from llmobs import semconv as names
-from llmobs._aggregation import Registry
+from llmobs._aggregation import CHUNK, Registry
 from llmobs._attributes import MAX_KEY_LENGTH, freeze
+from llmobs._batch import _BatchSeries
 from tests.helpers import exported, one
 
 ATTRS = ((names.BATCH_NAME, "nightly"),)
@@ -90,3 +91,80 @@ def test_attribute_keys_too_long_or_text_that_is_not_unicode_are_dropped_once(
     assert pairs == (("ok", "fine"),)
     assert len(caplog.records) == 2
     assert all(len(r.getMessage()) < 200 for r in caplog.records)  # a huge key is not logged whole
+
+
+class CountingLock:
+    """A re-entrant lock that counts how often it is taken and how deep it is ever held."""
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self.taken = self.depth = self.deepest = 0
+
+    def __enter__(self) -> bool:
+        self._lock.acquire()
+        self.taken += 1
+        self.depth += 1
+        self.deepest = max(self.deepest, self.depth)
+        return True
+
+    def __exit__(self, *exc: object) -> None:
+        self.depth -= 1
+        self._lock.release()
+
+
+def test_collect_takes_the_lock_once_per_chunk_of_histograms_and_skips_those_without_a_value() -> None:
+    registry = Registry(max_series=10 * CHUNK)
+    lock = registry._lock = CountingLock()  # type: ignore[assignment]
+    for index in range(2 * CHUNK + 1):
+        registry.series(names.BATCH_DURATION, (("i", index),)).record(0.5)
+    registry.series(names.BATCH_DURATION, (("i", "dropped"),)).record(float("nan"))
+    registry.series(names.BATCH_TOKENS, ATTRS).record(3)
+    lock.taken = 0
+    collected = dict(registry.collect())
+    assert (lock.taken, lock.deepest) == (1 + 3, 1)  # the listing, then 3 chunks, never nested
+    histograms = collected[names.BATCH_DURATION]
+    assert len(histograms) == 2 * CHUNK + 1  # the one whose only value was dropped is left out
+    assert all(s.count == 1 and s.sum == 0.5 for _, s in histograms)  # type: ignore[union-attr]
+    assert [s.value for _, s in collected[names.BATCH_TOKENS]] == [3]  # type: ignore[union-attr]
+    assert registry.lock_held > 0
+
+
+def test_each_snapshot_is_consistent_and_counts_exact_while_threads_record_during_collects() -> None:
+    registry = Registry(max_series=1000)
+    series = [registry.series(names.BATCH_DURATION, (("i", index),)) for index in range(3 * CHUNK)]
+    stop = threading.Event()
+    torn: list[object] = []
+
+    def collect() -> None:
+        while not stop.is_set():
+            for _, points in registry.collect():
+                torn.extend(s for _, s in points if s.sum != 0.25 * s.count)  # type: ignore[union-attr]
+
+    def record() -> None:
+        for _ in range(20):
+            for each in series:
+                each.record(0.25)
+
+    collector = threading.Thread(target=collect)
+    collector.start()
+    recorders = [threading.Thread(target=record) for _ in range(4)]
+    for thread in recorders:
+        thread.start()
+    for thread in recorders:
+        thread.join()
+    stop.set()
+    collector.join()
+    assert torn == []
+    counts = [s.count for _, s in registry.collect()[0][1]]  # type: ignore[union-attr]
+    assert counts == [80] * (3 * CHUNK)
+
+
+def test_a_bundle_slot_is_filled_on_first_read_and_unknown_names_still_fail() -> None:
+    registry = Registry()
+    bundle = _BatchSeries(registry, ATTRS)
+    assert registry.collect() == []
+    bundle.tokens.record(2)
+    assert bundle.tokens is bundle.tokens  # the slot now holds the series itself
+    assert [(i.name, len(p)) for i, p in registry.collect()] == [(names.BATCH_TOKENS.name, 1)]
+    with pytest.raises(AttributeError):
+        bundle.missing  # noqa: B018 - the lookup is what is tested
