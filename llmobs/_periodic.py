@@ -15,10 +15,12 @@ from typing import TYPE_CHECKING, Any
 from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult, MetricsData
 from typing_extensions import override
 
+from . import semconv as names
 from ._aggregation import Registry
 from ._failsafe import guarded, warn_once
 from ._otlp import backend, failure_hint, public_url, split
 from ._points import Points
+from ._self_telemetry import ExportTelemetry
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -66,6 +68,7 @@ class PeriodicExport:
         self._backend = backend(exporter)
         self._resume_at = 0.0  # time.monotonic() before which the backend asked not to be called
         self._sender: _Send | None = None
+        self._telemetry = None if endpoint is None else ExportTelemetry(registry, exporter)
         # One export starts at a time, after the one before it ended: exports share the delta state.
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -119,6 +122,8 @@ class PeriodicExport:
 
     def _requests(self) -> list[MetricsData]:
         data = self._points.build(self._registry.collect())
+        if self._telemetry is not None:
+            self._telemetry.collected()
         return split(data, self._max_bytes) if self._endpoint is not None else [data]
 
     @guarded(where="sending metrics", default=False)
@@ -127,12 +132,24 @@ class PeriodicExport:
         for data in requests:
             if self._backend is not None:
                 self._backend.clear()
-            left = _left(deadline)
-            if left == 0 or self._exporter.export(data, timeout_millis=left * 1000) is not MetricExportResult.SUCCESS:
+            error = self._send_one(data, _left(deadline))
+            if error is not None:
                 self._hold_off()
                 return False
             self._points.commit(data)
         return True
+
+    def _send_one(self, data: MetricsData, left: float) -> str | None:
+        """Export one request within ``left`` seconds: None when accepted, else its ``error.type``."""
+        began = time.perf_counter()
+        if left == 0:
+            error: str | None = names.EXPORT_TIMEOUT
+        else:
+            accepted = self._exporter.export(data, timeout_millis=left * 1000) is MetricExportResult.SUCCESS
+            error = None if accepted else names.OTHER_ERROR
+        if self._telemetry is not None:
+            self._telemetry.exported(data, time.perf_counter() - began, error)
+        return error
 
     def _hold_off(self) -> None:
         wait = self._backend.retry_after if self._backend is not None else None

@@ -10,6 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
+from opentelemetry.semconv._incubating.attributes.otel_attributes import OTEL_COMPONENT_TYPE, OtelComponentTypeValues
+from opentelemetry.semconv._incubating.metrics.otel_metrics import (
+    OTEL_SDK_EXPORTER_METRIC_DATA_POINT_EXPORTED,
+    OTEL_SDK_EXPORTER_OPERATION_DURATION,
+)
+
 
 class Kind(Enum):
     """How a metric aggregates; maps onto the OpenTelemetry data point types."""
@@ -533,3 +539,33 @@ TORCH_MEMORY_PEAK = Instrument(
     "By",
     "The most GPU memory PyTorch's allocator has handed to tensors in this process since start (or its reset).",
 )
+
+# Self-telemetry (docs/performance.md): the SDK self-observability conventions where they define a name.
+
+EXPORTED_POINTS = Instrument(
+    OTEL_SDK_EXPORTER_METRIC_DATA_POINT_EXPORTED,
+    Kind.COUNTER,
+    "{data_point}",
+    "Metric data points whose OTLP export finished, by otel.component.type; error.type when it failed.",
+)
+EXPORT_DURATION = Instrument(
+    OTEL_SDK_EXPORTER_OPERATION_DURATION,
+    Kind.HISTOGRAM,
+    "s",
+    "Duration of one OTLP metric export request, by otel.component.type; error.type when it failed.",
+    (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+)
+LOCK_HOLD = Instrument(
+    "llmobs.registry.lock.hold",
+    Kind.HISTOGRAM,
+    "s",
+    "The longest time one export's snapshot held the registry lock that every record takes.",
+    (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1),
+)
+COMPONENT_TYPE = OTEL_COMPONENT_TYPE
+GRPC_METRIC_EXPORTER = OtelComponentTypeValues.OTLP_GRPC_METRIC_EXPORTER.value
+HTTP_METRIC_EXPORTER = OtelComponentTypeValues.OTLP_HTTP_METRIC_EXPORTER.value
+EXPORT_TIMEOUT = "timeout"
+"""``error.type`` of an export that had no time left to send."""
+OTHER_ERROR = "_OTHER"
+"""``error.type`` of an export the backend refused or did not answer (the exporter does not say which)."""
