@@ -138,7 +138,7 @@ def _wrap_function(fn: Callable[..., Any], site: Site) -> Callable[..., Any]:
                         SPAN_CONTEXT.set(outer_context)
         try:
             if untouched(entry) and site.usage is None and type(result) in NO_USAGE:
-                site.bound.duration.record(perf_counter() - entry[0])
+                site.duration.record(perf_counter() - entry[0])
             else:
                 site.end(call_of(entry), None, result)
         except Exception:  # noqa: BLE001 - the measured hot path; internal_error re-raises signals
@@ -190,7 +190,7 @@ def _wrap_coroutine(fn: Callable[..., Any], site: Site) -> Callable[..., Any]:
                         SPAN_CONTEXT.set(outer_context)
         try:
             if untouched(entry) and site.usage is None and type(result) in NO_USAGE:
-                site.bound.duration.record(perf_counter() - entry[0])
+                site.duration.record(perf_counter() - entry[0])
             else:
                 site.end(call_of(entry), None, result)
         except Exception:  # noqa: BLE001 - the measured hot path; internal_error re-raises signals

@@ -168,3 +168,29 @@ def test_a_bundle_slot_is_filled_on_first_read_and_unknown_names_still_fail() ->
     assert [(i.name, len(p)) for i, p in registry.collect()] == [(names.BATCH_TOKENS.name, 1)]
     with pytest.raises(AttributeError):
         bundle.missing  # noqa: B018 - the lookup is what is tested
+
+
+def test_a_function_whose_calls_all_name_a_tenant_keeps_no_series_of_its_base_attributes(otlp: Any) -> None:
+    otlp(traces=False)
+
+    @llmobs.monitor_inference(model="m", operation="chat")
+    def call(tenant: str) -> None:
+        llmobs.current_inference().set_attribute("tenant", tenant)
+
+    for tenant in ("a", "b", "a"):
+        call(tenant)
+    durations = dict(live().collect())[names.REQUEST_DURATION]
+    assert sorted((dict(attrs)["tenant"], s.count) for attrs, s in durations) == [("a", 2), ("b", 1)]  # type: ignore[union-attr]
+
+
+def test_the_first_successful_call_puts_the_duration_series_in_place(otlp: Any) -> None:
+    otlp(traces=False)
+
+    @llmobs.monitor_inference(model="m", operation="chat")
+    def monitored() -> int:
+        return 1
+
+    for _ in range(3):
+        monitored()
+    durations = dict(live().collect())[names.REQUEST_DURATION]
+    assert [(dict(attrs)[names.MODEL], s.count) for attrs, s in durations] == [("m", 3)]  # type: ignore[union-attr]
