@@ -11,6 +11,7 @@ the block, so an exception a handler raises (a SIGALRM deadline) always releases
 from __future__ import annotations
 
 import functools
+import gc
 import itertools
 import threading
 import time
@@ -359,12 +360,21 @@ class Registry:
         return out
 
     def _histograms(self, chunk: list[tuple[Attributes, Series]], points: list[tuple[Attributes, Snapshot]]) -> None:
-        """Append the snapshots of ``chunk``'s histograms that hold a value, in one hold of the lock."""
+        """Append the snapshots of ``chunk``'s histograms that hold a value, in one hold of the lock.
+
+        The garbage collector is paused for the hold (~0.1 ms): a full collection that the snapshots'
+        allocations set off inside it held the lock 10 ms (measured at 2000 sets); it runs just after."""
+        collecting = gc.isenabled()
         began = perf_counter()
-        with self._lock:
-            for attrs, series in chunk:
-                if isinstance(series, HistogramSeries) and (snapshot := _histogram_snapshot(series)) is not None:
-                    points.append((attrs, snapshot))
+        try:
+            gc.disable()
+            with self._lock:
+                for attrs, series in chunk:
+                    if isinstance(series, HistogramSeries) and (snapshot := _histogram_snapshot(series)) is not None:
+                        points.append((attrs, snapshot))
+        finally:
+            if collecting:
+                gc.enable()
         self.lock_held = max(self.lock_held, perf_counter() - began)
 
 

@@ -3,6 +3,7 @@ its earlier data, and export goes on for every metric."""
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 from typing import Any
@@ -194,3 +195,15 @@ def test_the_first_successful_call_puts_the_duration_series_in_place(otlp: Any) 
         monitored()
     durations = dict(live().collect())[names.REQUEST_DURATION]
     assert [(dict(attrs)[names.MODEL], s.count) for attrs, s in durations] == [("m", 3)]  # type: ignore[union-attr]
+
+
+def test_collect_leaves_the_garbage_collector_as_it_found_it() -> None:
+    registry = Registry()
+    registry.series(names.BATCH_DURATION, ATTRS).record(1.0)
+    assert gc.isenabled()
+    assert len(registry.collect()) == 1 and gc.isenabled()
+    gc.disable()
+    try:
+        assert len(registry.collect()) == 1 and not gc.isenabled()
+    finally:
+        gc.enable()
