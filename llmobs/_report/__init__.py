@@ -87,9 +87,10 @@ def _write(report: Report, thresholds: Thresholds, out: str) -> int:
     summary = lines(report)
     try:
         document = page(summary, charts(report, thresholds))
-    except ModuleNotFoundError as missing:
+    except ModuleNotFoundError as missing:  # the text still tells what happened; the HTML needs the charts
         package = (missing.name or "matplotlib").split(".")[0]
-        print(f"llmobs report: the charts need {package}: pip install 'llmobs[report]'", file=sys.stderr)
+        print("\n".join(summary))
+        print(f"llmobs report: the HTML's charts need {package}: pip install 'llmobs[report]'", file=sys.stderr)
         return 1
     try:
         _private_write(out, document)

@@ -62,6 +62,20 @@ def report(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def test_without_matplotlib_the_text_comes_and_the_html_names_the_extra(history: Path, tmp_path: Path) -> None:
+    out = tmp_path / "report.html"
+    code = (
+        "import sys; sys.modules['matplotlib'] = None\n"  # as if the report extra were not installed
+        "from llmobs._cli import main\n"
+        f"sys.exit(main(['report', '--history', {str(history)!r}, '--since', '1h', '--out', {str(out)!r}]))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1 and not out.exists()
+    row = next(line.split() for line in result.stdout.splitlines() if line.strip().startswith("llama"))
+    assert row[1:3] == ["20", "10.0%"]
+    assert result.stderr == "llmobs report: the HTML's charts need matplotlib: pip install 'llmobs[report]'\n"
+
+
 @needs_matplotlib
 def test_the_report_carries_the_recorded_values(history: Path, tmp_path: Path) -> None:
     out = tmp_path / "report.html"
