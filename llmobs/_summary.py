@@ -34,26 +34,52 @@ def percentile(
 ) -> float | None:
     """Estimate the ``q`` quantile of a bucketed histogram, interpolating linearly inside the bucket (as
     Prometheus's ``histogram_quantile`` does) between its edges clamped to the values' ``lo``/``hi``
-    when known: 2 ms calls in the (0, 10 ms] bucket read 2 ms, not 5 ms. When every value shares one
-    bucket and their ``mean`` is known, it splits the bucket at the mean (half the ranks on each side),
-    so that one slow outlier does not drag the median to the middle. None for an empty histogram."""
+    when known: 2 ms calls in the (0, 10 ms] bucket read 2 ms, not 5 ms. With the values' ``mean``
+    known, it splits the bucket at the mean of its own values (half its ranks on each side) when the
+    other buckets pin that mean down to a quarter of the bucket, so that a few slow outliers do not
+    drag the median of fast calls to the middle of their bucket. None for an empty histogram."""
     total = sum(counts)
     if total == 0:
         return None
+    edges = [_edges(bounds, i, lo, hi) for i in range(len(counts))]
     rank = q * total
     seen = 0
     for i, count in enumerate(counts):
         if count and seen + count >= rank:
-            lower = bounds[i - 1] if i > 0 else 0.0
-            upper = bounds[i] if i < len(bounds) else bounds[-1] if hi is None else hi
-            lower, upper = max(lower, lo) if lo is not None else lower, min(upper, hi) if hi is not None else upper
+            lower, upper = edges[i]
             if upper <= lower:
                 return upper
-            if count == total and mean is not None and lower < mean < upper:
-                return lower + (mean - lower) * 2 * q if q <= 0.5 else mean + (upper - mean) * (2 * q - 1)
-            return lower + (upper - lower) * (rank - seen) / count
+            fraction = (rank - seen) / count
+            inside = None if mean is None else _bucket_mean(counts, edges, i, mean * total, upper - lower)
+            if inside is not None and lower < inside < upper:
+                if fraction <= 0.5:
+                    return lower + (inside - lower) * 2 * fraction
+                return inside + (upper - inside) * (2 * fraction - 1)
+            return lower + (upper - lower) * fraction
         seen += count
     return bounds[-1] if hi is None else min(bounds[-1], hi)
+
+
+def _edges(bounds: Sequence[float], i: int, lo: float | None, hi: float | None) -> tuple[float, float]:
+    """Bucket ``i``'s edges, the open last bucket ending at ``hi`` (or its lower edge), clamped to ``lo``/``hi``."""
+    lower = bounds[i - 1] if i > 0 else 0.0
+    upper = bounds[i] if i < len(bounds) else bounds[-1] if hi is None else hi
+    return max(lower, lo) if lo is not None else lower, min(upper, hi) if hi is not None else upper
+
+
+def _bucket_mean(
+    counts: Sequence[int], edges: Sequence[tuple[float, float]], i: int, total: float, width: float
+) -> float | None:
+    """The mean of bucket ``i``'s values: the sum less the other buckets' values taken at their
+    middles, or None when those middles leave it uncertain by more than a quarter of ``width``."""
+    others = uncertainty = 0.0
+    for j, (count, (lower, upper)) in enumerate(zip(counts, edges, strict=True)):
+        if j != i and count:
+            others += count * (lower + upper) / 2
+            uncertainty += count * max(upper - lower, 0.0) / 2
+    if uncertainty > counts[i] * width / 4:
+        return None
+    return (total - others) / counts[i]
 
 
 @dataclass
