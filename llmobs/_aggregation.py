@@ -23,7 +23,7 @@ from typing import Any, ClassVar, Protocol, TypeVar
 
 from ._attributes import Attributes, AttributeValue, merge
 from ._failsafe import warn_once
-from .semconv import OVERFLOW, Instrument, Kind
+from .semconv import DROPPED_POINTS, ERROR_TYPE, INVALID_VALUE, OVERFLOW, OVERFLOWED, Instrument, Kind
 
 OVERFLOW_ATTRIBUTES: Attributes = ((OVERFLOW, True),)
 MAX_SUM = 2.0**63
@@ -62,11 +62,12 @@ Exemplar = tuple[float, int, int, int]
 class HistogramSeries:
     """Explicit-bucket histogram; bucket ``i`` counts values in ``(bounds[i-1], bounds[i]]``."""
 
-    __slots__ = ("_name", "_lock", "bounds", "counts", "sum", "min", "max", "start_ns", "exemplars")
+    __slots__ = ("_name", "_lock", "_drops", "bounds", "counts", "sum", "min", "max", "start_ns", "exemplars")
 
-    def __init__(self, name: str, lock: threading.RLock, bounds: tuple[float, ...]) -> None:
+    def __init__(self, name: str, lock: threading.RLock, drops: Drops, bounds: tuple[float, ...]) -> None:
         self._name = name
         self._lock = lock
+        self._drops = drops
         self.bounds = bounds
         self.counts = [0] * (len(bounds) + 1)
         self.sum = 0.0
@@ -90,7 +91,7 @@ class HistogramSeries:
                 if value > self.max:
                     self.max = value
                 return
-        _dropped(self._name, value)
+        _dropped(self._name, value, self._drops)
 
     def exemplar(self, value: float, trace_id: int, span_id: int) -> None:
         """Keep ``value`` with the trace that recorded it as its bucket's exemplar (the latest per
@@ -105,11 +106,12 @@ class HistogramSeries:
 class SumSeries:
     """A counter or up-down counter: ``record`` adds."""
 
-    __slots__ = ("_name", "_lock", "value", "start_ns")
+    __slots__ = ("_name", "_lock", "_drops", "value", "start_ns")
 
-    def __init__(self, name: str, lock: threading.RLock) -> None:
+    def __init__(self, name: str, lock: threading.RLock, drops: Drops) -> None:
         self._name = name
         self._lock = lock
+        self._drops = drops
         self.value = 0.0
         self.start_ns = time.time_ns()
 
@@ -122,10 +124,11 @@ class SumSeries:
             if MIN_SUM < total < MAX_SUM:
                 self.value = total
                 return
-        _dropped(self._name, value)
+        _dropped(self._name, value, self._drops)
 
 
-def _dropped(name: str, value: float) -> None:
+def _dropped(name: str, value: float, drops: Drops) -> None:
+    drops.invalid()
     warn_once(
         f"sum:{name}",
         "llmobs: a value of %s was dropped (%r would make its sum non-finite or larger than 2**63); "
@@ -168,6 +171,28 @@ class InFlightSeries:
                 return float(first - last)
 
 
+class Tally(InFlightSeries):
+    """A count of rare events (a dropped value, a record past the series cap), moved by +1 only and
+    without a lock, since they happen on the request path; left out of snapshots while it is 0."""
+
+    __slots__ = ()
+
+
+class Drops:
+    """What one registry's records lost, counted where it happens: ``invalid()`` and ``overflow()``
+    are C calls (``itertools.count.__next__``), safe under the registry lock and in any thread."""
+
+    __slots__ = ("invalid", "overflow", "tallies")
+
+    def __init__(self) -> None:
+        invalid, overflow = Tally(), Tally()
+        self.tallies: dict[Attributes, Series] = {
+            ((ERROR_TYPE, INVALID_VALUE),): invalid,
+            ((ERROR_TYPE, OVERFLOWED),): overflow,
+        }
+        self.invalid, self.overflow = invalid.steps[0], overflow.steps[0]
+
+
 class GaugeSeries:
     """Last value wins; a single store needs no lock. No value yet means nothing to export."""
 
@@ -183,6 +208,39 @@ class GaugeSeries:
     def clear(self) -> None:
         """Withdraw the value (a failed or stale reading): nothing is exported until the next record."""
         self.value = None
+
+
+class _Overflowing:
+    """The overflow series of an instrument: each record also counts as one that lost its attributes
+    to the cap. Only records past the cap pay for it."""
+
+    __slots__ = ()
+    _drops: Drops
+    _counted: ClassVar[Callable[..., None]]
+    """The series class's own ``record`` (a plain call: ``super()`` costs ~100 ns more)."""
+
+    def record(self, value: float) -> None:
+        self._drops.overflow()
+        self._counted(value)
+
+
+class _OverflowHistogram(_Overflowing, HistogramSeries):
+    __slots__ = ()
+    _counted = HistogramSeries.record
+
+
+class _OverflowSum(_Overflowing, SumSeries):
+    __slots__ = ()
+    _counted = SumSeries.record
+
+
+class _OverflowGauge(_Overflowing, GaugeSeries):
+    __slots__ = ("_drops",)  # a gauge drops nothing else: only its overflow series keeps them
+    _counted = GaugeSeries.record
+
+    def __init__(self, drops: Drops) -> None:
+        super().__init__()
+        self._drops = drops
 
 
 def steps(series: Series) -> tuple[Callable[[], object], Callable[[], object]]:
@@ -281,6 +339,9 @@ class Registry:
         self._api: dict[Instrument, Callable[..., None]] = {}
         self.lock_held = 0.0
         """Seconds of the longest hold of the lock during the latest ``collect``."""
+        self.drops = Drops()
+        # Export threads count the points they drop in the same metric, with reasons of their own.
+        self._series[DROPPED_POINTS] = dict(self.drops.tallies)
 
     def series(self, instrument: Instrument, attributes: Attributes) -> Series:
         by_attributes = self._series.get(instrument)
@@ -330,13 +391,15 @@ class Registry:
             if instrument not in self._api:
                 self._api[instrument] = _api_method(self._meter, instrument, self._bounds(instrument))
             return _Forward(self._api[instrument], dict(attributes))
+        overflow = attributes == OVERFLOW_ATTRIBUTES
         if instrument.kind is Kind.HISTOGRAM:
-            return HistogramSeries(instrument.name, self._lock, self._bounds(instrument))
+            histogram = _OverflowHistogram if overflow else HistogramSeries
+            return histogram(instrument.name, self._lock, self.drops, self._bounds(instrument))
         if instrument.kind is Kind.GAUGE:
-            return GaugeSeries()
+            return _OverflowGauge(self.drops) if overflow else GaugeSeries()
         if instrument.kind is Kind.IN_FLIGHT:
             return InFlightSeries()
-        return SumSeries(instrument.name, self._lock)
+        return (_OverflowSum if overflow else SumSeries)(instrument.name, self._lock, self.drops)
 
     def _bounds(self, instrument: Instrument) -> tuple[float, ...]:
         return self.buckets.get(instrument.name, instrument.buckets)
@@ -391,7 +454,10 @@ def _histogram_snapshot(series: HistogramSeries) -> HistogramSnapshot | None:
 
 
 def _value_snapshot(series: Series) -> ValueSnapshot | None:
-    """The snapshot of a sum, in-flight or gauge series; None for a gauge without a value."""
+    """The snapshot of a sum, in-flight or gauge series; None for a gauge without a value or a tally at 0."""
+    if isinstance(series, Tally):
+        count = series.value
+        return ValueSnapshot(count, series.start_ns) if count else None
     if isinstance(series, (SumSeries, InFlightSeries)):
         return ValueSnapshot(series.value, series.start_ns)
     if isinstance(series, GaugeSeries) and series.value is not None:

@@ -21,7 +21,7 @@ from opentelemetry.trace import Span, SpanKind
 
 from . import _lifecycle, _logs
 from . import semconv as names
-from ._aggregation import OVERFLOW_ATTRIBUTES, Bundle, HistogramSeries, Series, capped, steps
+from ._aggregation import OVERFLOW_ATTRIBUTES, Bundle, HistogramSeries, Registry, Series, capped, steps
 from ._attributes import Attributes, freeze, merge
 from ._failsafe import guarded, warn_once
 from ._handle import Call, Extra, Inference
@@ -101,9 +101,9 @@ class Site:
         self.tracer: trace.Tracer | None = None
         self.steps = steps(_lifecycle.DISABLED.series(names.ACTIVE_REQUESTS, self.base))
 
-    def _bind(self) -> None:
+    def _bind(self, registry: _lifecycle.Recording | None = None) -> None:
         state = _lifecycle.state
-        generation, registry = state.generation, state.registry
+        generation, registry = state.generation, registry or state.registry
         self._registry = registry
         self.bound = CallSeries(registry, self.base)
         self.duration: Series = _FirstDuration(self)
@@ -114,6 +114,12 @@ class Site:
         self.tracer = state.tracer
         self.steps = steps(registry.series(names.ACTIVE_REQUESTS, self.base))
         self.generation = generation
+
+    def bind_private(self, registry: Registry) -> None:
+        """Record into ``registry``, without spans, until the runtime's next generation: llmobs timing
+        its own wrapper (``CallTiming``) on a site the application never sees."""
+        self._bind(registry)
+        self.tracer = None
 
     @guarded(where="inference start")
     def begin(self) -> Call:

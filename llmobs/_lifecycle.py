@@ -359,8 +359,14 @@ def _tracer(settings: _config.Settings, resource: Resource, extra: Sequence[Span
     if settings.traces_console:
         state.span_exporters.append(ConsoleSpanExporter())
     state.span_exporters.extend(extra)
+    from ._self_telemetry import counted_spans
+
+    registry = state.registry
     for exporter in state.span_exporters:
-        own.add_span_processor(BatchSpanProcessor(exporter))
+        counted = (
+            counted_spans(registry, exporter, settings.traces_otlp) if isinstance(registry, Registry) else exporter
+        )
+        own.add_span_processor(BatchSpanProcessor(counted))
     state.tracer_provider = own
     return own.get_tracer("llmobs", __version__)
 

@@ -202,8 +202,14 @@ def _provider(resource: Resource, exporters: list[LogRecordExporter], timeout: f
     from opentelemetry.sdk._logs import LoggerProvider
     from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
 
+    from ._aggregation import Registry
+    from ._lifecycle import state
+    from ._self_telemetry import counted_logs
+
     provider = LoggerProvider(resource=resource, shutdown_on_exit=False)
+    registry = state.registry
     for exporter in exporters:
-        processor = BatchLogRecordProcessor(exporter, max_queue_size=MAX_QUEUE, export_timeout_millis=timeout * 1000)
+        counted = counted_logs(registry, exporter) if isinstance(registry, Registry) else exporter
+        processor = BatchLogRecordProcessor(counted, max_queue_size=MAX_QUEUE, export_timeout_millis=timeout * 1000)
         provider.add_log_record_processor(processor)
     return provider

@@ -117,12 +117,17 @@ def failure_hint(url: str, reason: str) -> str:
     )
 
 
-def split(data: MetricsData, max_bytes: int) -> list[MetricsData]:
-    """``data`` as exports whose OTLP requests stay under ``max_bytes`` each, measured with the encoder the
-    exporters use (a Collector refuses gRPC messages over 4 MiB by default)."""
-    if _fits(data, max_bytes):
-        return [data]
-    out: list[MetricsData] = []
+Request = tuple["MetricsData", int]
+"""One export request and its encoded (uncompressed) size in bytes."""
+
+
+def split(data: MetricsData, max_bytes: int) -> list[Request]:
+    """``data`` as exports whose OTLP requests stay under ``max_bytes`` each, with their sizes, measured with
+    the encoder the exporters use (a Collector refuses gRPC messages over 4 MiB by default)."""
+    size = _size(data)
+    if size is not None and size <= max_bytes:
+        return [(data, size)]
+    out: list[Request] = []
     for rm in data.resource_metrics:
         for sm in rm.scope_metrics:
             packer = _Packer(rm, sm, max_bytes)
@@ -132,13 +137,13 @@ def split(data: MetricsData, max_bytes: int) -> list[MetricsData]:
     return out
 
 
-@guarded(where="measuring a metric export", default=False)
-def _fits(data: MetricsData, max_bytes: int) -> bool:
-    """True when ``data`` is one request under ``max_bytes``; False also when it failed to encode, so that
-    each metric is then measured, and dropped, alone."""
+@guarded(where="measuring a metric export")
+def _size(data: MetricsData) -> int | None:
+    """The encoded size of ``data`` as one request; None when it failed to encode, so that each metric is
+    then measured, and dropped, alone."""
     from opentelemetry.exporter.otlp.proto.common.metrics_encoder import encode_metrics
 
-    return int(encode_metrics(data).ByteSize()) <= max_bytes
+    return int(encode_metrics(data).ByteSize())
 
 
 class _Packer:
@@ -149,7 +154,7 @@ class _Packer:
         self._rm, self._sm = rm, sm
         self._base = self._size([])
         self._budget = max_bytes - self._base - SLACK
-        self._requests: list[MetricsData] = []
+        self._requests: list[Request] = []
         self._batch: list[Metric] = []
         self._used = 0
 
@@ -188,14 +193,18 @@ class _Packer:
 
     def _put(self, metric: Metric, size: int) -> None:
         if self._batch and self._used + size > self._budget:
-            self._requests.append(self._wrap(self._batch))
-            self._batch, self._used = [], 0
+            self._close_batch()
         self._batch.append(metric)
         self._used += size
 
-    def done(self) -> list[MetricsData]:
+    def _close_batch(self) -> None:
+        """The batch becomes a request, measured whole: the parts' sizes leave out the length prefixes' growth."""
+        self._requests.append((self._wrap(self._batch), self._size(self._batch)))
+        self._batch, self._used = [], 0
+
+    def done(self) -> list[Request]:
         if self._batch:
-            self._requests.append(self._wrap(self._batch))
+            self._close_batch()
         return self._requests
 
 

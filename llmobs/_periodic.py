@@ -17,15 +17,21 @@ from typing_extensions import override
 
 from . import semconv as names
 from ._aggregation import Registry
-from ._failsafe import guarded, warn_once
+from ._attributes import Attributes
+from ._failsafe import guarded, logger, warn_once
 from ._otlp import backend, failure_hint, public_url, split
 from ._points import Points
-from ._self_telemetry import ExportTelemetry
+from ._self_telemetry import MetricTelemetry, count_points
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
 MAX_PAUSE_INTERVALS = 3  # a Retry-After skips at most this many export intervals
+UNENCODABLE: Attributes = ((names.ERROR_TYPE, names.UNENCODABLE),)
+EXPORT_FAILED: Attributes = ((names.ERROR_TYPE, names.EXPORT_FAILED),)
+
+Request = tuple[MetricsData, "int | None"]
+"""One export request and its encoded size in bytes (None for in-process exporters, which take it whole)."""
 
 
 class InProcessExporter(MetricExporter):
@@ -68,7 +74,7 @@ class PeriodicExport:
         self._backend = backend(exporter)
         self._resume_at = 0.0  # time.monotonic() before which the backend asked not to be called
         self._sender: _Send | None = None
-        self._telemetry = None if endpoint is None else ExportTelemetry(registry, exporter)
+        self._telemetry = None if endpoint is None else MetricTelemetry(registry, exporter)
         # One export starts at a time, after the one before it ended: exports share the delta state.
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -88,7 +94,8 @@ class PeriodicExport:
         finished in time, whatever the backend answered: a refusal ends it at once, without back-off."""
         self._stop.set()
         self._thread.join(_left(deadline))
-        self._export(deadline, final=True)
+        if not self._export(deadline, final=True) and self._sender is not None:
+            self._lost(self._sender)
         finished = not self._thread.is_alive() and not (self._sender is not None and self._sender.is_alive())
         self._close(deadline)  # also ends a request still out
         return finished
@@ -120,26 +127,29 @@ class PeriodicExport:
             if _left(deadline) == 0:
                 return None
 
-    def _requests(self) -> list[MetricsData]:
+    def _requests(self) -> list[Request]:
         data = self._points.build(self._registry.collect())
+        if self._points.dropped:
+            self._registry.series(names.DROPPED_POINTS, UNENCODABLE).record(self._points.dropped)
         if self._telemetry is not None:
             self._telemetry.collected()
-        return split(data, self._max_bytes) if self._endpoint is not None else [data]
+        return list(split(data, self._max_bytes)) if self._endpoint is not None else [(data, None)]
 
     @guarded(where="sending metrics", default=False)
-    def send(self, requests: Sequence[MetricsData], deadline: float) -> bool:
-        """Send ``requests`` in order (on the sender thread); each accepted one moves the delta baselines."""
-        for data in requests:
+    def send(self, sender: _Send) -> bool:
+        """Send the sender's requests in order (on its thread); each accepted one moves the delta baselines."""
+        for data, size in sender.requests:
             if self._backend is not None:
                 self._backend.clear()
-            error = self._send_one(data, _left(deadline))
+            error = self._send_one(data, size, _left(sender.deadline))
             if error is not None:
                 self._hold_off()
                 return False
             self._points.commit(data)
+            sender.delivered += 1
         return True
 
-    def _send_one(self, data: MetricsData, left: float) -> str | None:
+    def _send_one(self, data: MetricsData, size: int | None, left: float) -> str | None:
         """Export one request within ``left`` seconds: None when accepted, else its ``error.type``."""
         began = time.perf_counter()
         if left == 0:
@@ -148,8 +158,16 @@ class PeriodicExport:
             accepted = self._exporter.export(data, timeout_millis=left * 1000) is MetricExportResult.SUCCESS
             error = None if accepted else names.OTHER_ERROR
         if self._telemetry is not None:
-            self._telemetry.exported(data, time.perf_counter() - began, error)
+            self._telemetry.exported(count_points(data), time.perf_counter() - began, error, size)
         return error
+
+    @guarded(where="counting the points of a failed final export")
+    def _lost(self, sender: _Send) -> None:
+        """The final export failed: what it did not deliver is lost for good (earlier failures go out again)."""
+        lost = sum(count_points(data) for data, _ in sender.requests[sender.delivered :])
+        if lost:
+            self._registry.series(names.DROPPED_POINTS, EXPORT_FAILED).record(lost)
+            logger.warning("llmobs: the final metric export did not deliver %d data points; they are lost", lost)
 
     def _hold_off(self) -> None:
         wait = self._backend.retry_after if self._backend is not None else None
@@ -175,13 +193,15 @@ class PeriodicExport:
 class _Send(threading.Thread):
     """The requests of one export, sent on a daemon thread so that waiting for them can be bounded."""
 
-    def __init__(self, export: PeriodicExport, requests: list[MetricsData], deadline: float) -> None:
+    def __init__(self, export: PeriodicExport, requests: Sequence[Request], deadline: float) -> None:
         super().__init__(name="llmobs-export-send", daemon=True)
-        self._export, self._requests, self._deadline = export, requests, deadline
+        self._export, self.requests, self.deadline = export, requests, deadline
         self.accepted = False
+        self.delivered = 0
+        """Requests the backend accepted, in order."""
 
     def run(self) -> None:
-        self.accepted = self._export.send(self._requests, self._deadline)
+        self.accepted = self._export.send(self)
 
 
 def _left(deadline: float) -> float:

@@ -60,10 +60,12 @@ class Points:
         self._previous: dict[Key, tuple[Snapshot, int]] = {}
         self._pending: dict[Key, tuple[Snapshot, int]] = {}  # baselines of the latest build, until committed
         self._seen: set[Key] = set()
+        self.dropped = 0
+        """Points the latest ``build`` left out because OTLP cannot carry them."""
 
     def build(self, collected: Collected) -> MetricsData:
         now = time.time_ns()
-        self._seen, self._pending = set(), {}
+        self._seen, self._pending, self.dropped = set(), {}, 0
         metrics = [m for instrument, points in collected if (m := self._metric(instrument, points, now))]
         if self._delta:  # forget series that are gone, so that this state never outgrows the registry
             self._previous = {key: value for key, value in self._previous.items() if key in self._seen}
@@ -88,7 +90,9 @@ class Points:
         kind = instrument.kind
         delta = self._delta and kind in (Kind.HISTOGRAM, Kind.COUNTER)
         temporality = DELTA if delta else CUMULATIVE
-        points = [(a, s) for a, s in points if _encodable(instrument, a)]
+        encodable = [(a, s) for a, s in points if _encodable(instrument, a)]
+        self.dropped += len(points) - len(encodable)
+        points = encodable
         data: Histogram | Sum | Gauge
         if kind is Kind.HISTOGRAM:
             hist = [h for a, s in points if (h := self._histogram_point(instrument, a, s, now, delta))]
@@ -128,7 +132,7 @@ class Points:
             return None
         # count is the sum of counts: none negative and the sum in range means each one is
         if min(counts) < 0 or count not in UINT64 or not (_finite(total) and _finite(lo) and _finite(hi)):
-            _dropped(instrument, f"count {count}, sum {total}")
+            self._drop(instrument, f"count {count}, sum {total}")
             return None
         exemplars = _exemplars(snap.exemplars, start) if snap.exemplars else ()
         bounds = instrument.buckets if snap.bounds is None else snap.bounds
@@ -147,9 +151,19 @@ class Points:
                     return None
         number = _number(value)
         if number is None:
-            _dropped(instrument, f"value {value}")
+            self._drop(instrument, f"value {value}")
             return None
         return NumberDataPoint(dict(attributes), start, now, number)
+
+    def _drop(self, instrument: Instrument, what: str) -> None:
+        self.dropped += 1
+        warn_once(
+            f"export value:{instrument.name}",
+            "llmobs: a point of %s was not exported: OTLP cannot carry its %s (past the 64-bit range or not "
+            "finite); later ones are dropped silently",
+            instrument.name,
+            what,
+        )
 
 
 def _number(value: float) -> int | float | None:
@@ -174,16 +188,6 @@ def _double(value: float) -> float | None:
 def _finite(value: float | None) -> bool:
     """True for None (no value) or a value that is a finite double."""
     return value is None or _double(value) is not None
-
-
-def _dropped(instrument: Instrument, what: str) -> None:
-    warn_once(
-        f"export value:{instrument.name}",
-        "llmobs: a point of %s was not exported: OTLP cannot carry its %s (past the 64-bit range or not "
-        "finite); later ones are dropped silently",
-        instrument.name,
-        what,
-    )
 
 
 def _encodable(instrument: Instrument, attributes: Attributes) -> bool:

@@ -308,13 +308,18 @@ class _Interval:
     batches: dict[str, _Batch] = field(default_factory=lambda: defaultdict(_Batch))
     resources: _Resources = field(default_factory=_Resources)
     probes: _Probes = field(default_factory=_Probes)
+    dropped: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    """``llmobs.metric_data_point.dropped`` of the interval, by reason."""
 
     def add(self, metric: Metric) -> None:
         probe = metric.name in (names.PROBE_DURATION.name, names.PROBE_UP.name)
         http = metric.name == names.HTTP_SERVER_DURATION.name
+        dropped = metric.name == names.DROPPED_POINTS.name
         for point in metric.data.data_points:
             attrs = point.attributes or {}
-            if probe and isinstance(point, (HistogramDataPoint, NumberDataPoint)):
+            if dropped and isinstance(point, NumberDataPoint):
+                self.dropped[printable(str(attrs.get(names.ERROR_TYPE)))] += int(point.value)
+            elif probe and isinstance(point, (HistogramDataPoint, NumberDataPoint)):
                 self.probes.add(attrs, point)
             elif http and isinstance(point, HistogramDataPoint):
                 self.routes[_route(attrs)].add(attrs, point)
@@ -363,7 +368,7 @@ def render(metrics: Iterator[Metric], elapsed: float) -> list[str]:
     active = {name: m for name, m in interval.models.items() if m.calls}
     routes = {name: r for name, r in interval.routes.items() if r.requests}
     busy = {name: b for name, b in interval.batches.items() if b.done or b.failed}
-    if not active and not routes and not busy and not interval.probes.down:
+    if not active and not routes and not busy and not interval.probes.down and not interval.dropped:
         return []  # idle: the resources alone are not news
     lines = [f"llmobs {time.strftime('%H:%M:%S')}  pid {os.getpid()}  last {elapsed:.0f}s"]
     if active:
@@ -375,7 +380,16 @@ def render(metrics: Iterator[Metric], elapsed: float) -> list[str]:
         lines.append(f"  {'http route':<40}{'req/s':>9}{'5xx%':>7}{'p95':>9}")
         lines += [r.row(name, elapsed) for name, r in sorted(routes.items())]
     lines += [b.line(name, elapsed) for name, b in sorted(busy.items())]
-    return lines + interval.resources.lines() + interval.probes.lines()
+    return lines + interval.resources.lines() + interval.probes.lines() + _dropped(interval.dropped)
+
+
+def _dropped(by_reason: Mapping[str, int]) -> list[str]:
+    """The footer, when llmobs lost records or points this interval: how many, by reason; else nothing."""
+    total = sum(by_reason.values())
+    if not total:
+        return []
+    reasons = ", ".join(f"{reason} {count}" for reason, count in sorted(by_reason.items()))
+    return [f"  llmobs dropped {total} data point{'s' if total != 1 else ''} ({reasons})"]
 
 
 def _route(attrs: Mapping[str, Any]) -> str:

@@ -12,8 +12,10 @@ from enum import Enum
 
 from opentelemetry.semconv._incubating.attributes.otel_attributes import OTEL_COMPONENT_TYPE, OtelComponentTypeValues
 from opentelemetry.semconv._incubating.metrics.otel_metrics import (
+    OTEL_SDK_EXPORTER_LOG_EXPORTED,
     OTEL_SDK_EXPORTER_METRIC_DATA_POINT_EXPORTED,
     OTEL_SDK_EXPORTER_OPERATION_DURATION,
+    OTEL_SDK_EXPORTER_SPAN_EXPORTED,
 )
 
 
@@ -552,7 +554,7 @@ EXPORT_DURATION = Instrument(
     OTEL_SDK_EXPORTER_OPERATION_DURATION,
     Kind.HISTOGRAM,
     "s",
-    "Duration of one OTLP metric export request, by otel.component.type; error.type when it failed.",
+    "Duration of one export request (metrics, spans or log records), by otel.component.type; error.type on failure.",
     (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
 )
 LOCK_HOLD = Instrument(
@@ -562,9 +564,68 @@ LOCK_HOLD = Instrument(
     "The longest time one export's snapshot held the registry lock that every record takes.",
     (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1),
 )
+EXPORTED_SPANS = Instrument(
+    OTEL_SDK_EXPORTER_SPAN_EXPORTED,
+    Kind.COUNTER,
+    "{span}",
+    "Spans whose export finished, by otel.component.type; error.type when it failed.",
+)
+EXPORTED_LOGS = Instrument(
+    OTEL_SDK_EXPORTER_LOG_EXPORTED,
+    Kind.COUNTER,
+    "{log_record}",
+    "Log records whose export finished, by otel.component.type; error.type when it failed.",
+)
+DROPPED_POINTS = Instrument(
+    "llmobs.metric_data_point.dropped",
+    Kind.COUNTER,
+    "{data_point}",
+    "Records and points llmobs lost, by error.type: overflow (counted without their attributes, past the "
+    "series cap), invalid_value, unencodable (OTLP cannot carry it), export_failed (the final export failed).",
+)
+EXPORT_SIZE = Instrument(
+    "llmobs.exporter.request.size",
+    Kind.HISTOGRAM,
+    "By",
+    "Uncompressed size of one OTLP metric export request, by otel.component.type; error.type when it failed.",
+    BODY_SIZE_BUCKETS,
+)
+SAMPLE_DURATION = Instrument(
+    "llmobs.collector.sample.duration",
+    Kind.HISTOGRAM,
+    "s",
+    "Time one resource sample took to read (NVML, psutil), by llmobs.collector.source.",
+    (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+)
+SAMPLE_LAG = Instrument(
+    "llmobs.collector.sample.lag",
+    Kind.HISTOGRAM,
+    "s",
+    "Time from when a resource sample was due to when its reading began, by llmobs.collector.source.",
+    (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+)
+CALL_OVERHEAD = Instrument(
+    "llmobs.inference.overhead",
+    Kind.GAUGE,
+    "s",
+    "llmobs's own time per metrics-only call: a private decorated no-op timed on the export thread.",
+)
 COMPONENT_TYPE = OTEL_COMPONENT_TYPE
+COLLECTOR_SOURCE = "llmobs.collector.source"
 GRPC_METRIC_EXPORTER = OtelComponentTypeValues.OTLP_GRPC_METRIC_EXPORTER.value
 HTTP_METRIC_EXPORTER = OtelComponentTypeValues.OTLP_HTTP_METRIC_EXPORTER.value
+GRPC_SPAN_EXPORTER = OtelComponentTypeValues.OTLP_GRPC_SPAN_EXPORTER.value
+HTTP_SPAN_EXPORTER = OtelComponentTypeValues.OTLP_HTTP_SPAN_EXPORTER.value
+GRPC_LOG_EXPORTER = OtelComponentTypeValues.OTLP_GRPC_LOG_EXPORTER.value
+HTTP_LOG_EXPORTER = OtelComponentTypeValues.OTLP_HTTP_LOG_EXPORTER.value
+OVERFLOWED = "overflow"
+"""``error.type`` of a record counted in the overflow series, without its attributes (the series cap)."""
+INVALID_VALUE = "invalid_value"
+"""``error.type`` of a value dropped when recorded (it would make a sum non-finite or reach 2**63)."""
+UNENCODABLE = "unencodable"
+"""``error.type`` of a point left out of an export: OTLP cannot carry its value or an attribute."""
+EXPORT_FAILED = "export_failed"
+"""``error.type`` of points the final export could not deliver (earlier failures are sent again)."""
 EXPORT_TIMEOUT = "timeout"
 """``error.type`` of an export that had no time left to send."""
 OTHER_ERROR = "_OTHER"

@@ -49,13 +49,14 @@ def test_split_keeps_every_point_in_order_in_requests_under_the_budget(caplog: p
     giant = (("a", "x" * 5000),)
     registry.series(names.GPU_POWER, giant).record(1)  # alone larger than one request
     data = Points(Resource({"service.name": "s"})).build(registry.collect())
-    requests = split(data, 3000)
-    assert len(requests) > 5 and all(encode_metrics(r).ByteSize() <= 3000 for r in requests)
+    split_up = split(data, 3000)
+    requests = [request for request, _ in split_up]
+    assert len(requests) > 5 and all(encode_metrics(r).ByteSize() == size <= 3000 for r, size in split_up)
     assert points_of(requests) == [p for p in points_of([data]) if p[1] != dict(giant)]
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == [
         "llmobs: a point of hw.power is too large to export"
     ]
-    assert split(data, 10 * MIB) == [data]
+    assert split(data, 10 * MIB) == [(data, encode_metrics(data).ByteSize())]
 
 
 @pytest.mark.parametrize("max_bytes", [4_000_000, 10**9])

@@ -14,7 +14,7 @@ from typing import Protocol
 from .._aggregation import GaugeSeries, Series
 from .._attributes import Attributes
 from .._failsafe import warn_once
-from ..semconv import COLLECTOR_ERRORS, WINDOW_MAX, Instrument, Kind
+from ..semconv import COLLECTOR_ERRORS, SAMPLE_DURATION, SAMPLE_LAG, WINDOW_MAX, Instrument, Kind
 from .reading import Reading
 
 Key = tuple[str, Attributes]
@@ -92,6 +92,12 @@ class Publisher:
     def count(self, attributes: Attributes) -> None:
         """One more ``llmobs.collector.errors`` with ``attributes``."""
         self._registry.series(COLLECTOR_ERRORS, attributes).record(1)
+
+    def timed(self, attributes: Attributes, lag: float, duration: float) -> None:
+        """One sample of a source (``attributes`` name it): how late it began after it was asked for, and
+        how long its reading took. On the sampler's thread, which holds no lock of the registry."""
+        self._registry.series(SAMPLE_LAG, attributes).record(lag)
+        self._registry.series(SAMPLE_DURATION, attributes).record(duration)
 
     def _get(self, instrument: Instrument, attributes: Attributes) -> Series:
         key = (instrument.name, attributes)

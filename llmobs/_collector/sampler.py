@@ -12,7 +12,7 @@ from typing import Protocol
 
 from .._attributes import Attributes
 from .._failsafe import guarded, warn_once
-from ..semconv import ERROR_TYPE
+from ..semconv import COLLECTOR_SOURCE, ERROR_TYPE
 from .publish import Publisher
 from .reading import Reading, extend
 
@@ -38,6 +38,7 @@ class Sampler:
 
     def __init__(self, name: str, source: Source, publisher: Publisher, stale_after: float) -> None:
         self._name = name
+        self._timed: Attributes = ((COLLECTOR_SOURCE, name),)
         self._source = source
         self._publisher = publisher
         self._stale_after = stale_after
@@ -85,12 +86,15 @@ class Sampler:
             self._wake.clear()
             if self._stopping:
                 break
+            began = time.monotonic()
             reading = self._sample() or Reading(failed=True)
+            ended = time.monotonic()
             with self._lock:
-                asked = self._asked if self._asked is not None else time.monotonic()
-                fresh = not self._stale and time.monotonic() - asked <= self._stale_after
+                asked = self._asked if self._asked is not None else began
+                fresh = not self._stale and ended - asked <= self._stale_after
                 self._asked, self._stale = None, False
             self._publisher.publish(reading, fresh)
+            self._publisher.timed(self._timed, max(0.0, began - asked), ended - began)
         self._close()
 
     @guarded(where="resource collector sample")
