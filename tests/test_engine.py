@@ -17,25 +17,47 @@ from llmobs.testing import capture
 MODEL = {"gen_ai.request.model": "m"}
 
 
+MARKS: list[tuple[float, float, float, float]] = []
+"""Each call of ``queued`` (perf_counter, as llmobs): when its body began, when its wait ended (before the
+mark), when it had marked, when its work ended."""
+
+
 @llmobs.monitor_inference(model="m", operation="chat")
 def queued(wait: float, work: float, given: float | None = None) -> str:
+    began = time.perf_counter()
     time.sleep(wait)
+    waited = time.perf_counter()
     llmobs.current_inference().mark_started(given)
     llmobs.current_inference().mark_started()  # the first mark counts
+    marked = time.perf_counter()
     time.sleep(work)
+    MARKS.append((began, waited, marked, time.perf_counter()))
     return "done"
 
 
 def test_queue_and_execution_split_the_duration() -> None:
+    MARKS.clear()
     with capture(traces=False) as telemetry:
-        assert queued(0.05, 0.02) == "done"
-        assert queued(0.01, 0.06) == "done"
+        calls = []
+        for wait, work in ((0.05, 0.02), (0.01, 0.06)):
+            before = time.perf_counter()
+            assert queued(wait, work) == "done"
+            calls.append((before, time.perf_counter()))
         (queue,) = telemetry.points("llmobs.inference.queue.duration", MODEL)
         (execution,) = telemetry.points("llmobs.inference.execution.duration", MODEL)
         (duration,) = telemetry.points("gen_ai.server.request.duration", MODEL)
     assert queue.count == execution.count == 2
-    assert 0.06 <= queue.sum < 0.06 + 0.06  # all of it (0.14 s) if the mark were lost
-    assert 0.08 <= execution.sum < 0.08 + 0.05
+    # Against the calls' own timings (a loaded machine oversleeps): a queue time runs from the call's
+    # start (after ``before``, before its body began) to its mark (after its wait, before ``marked``),
+    # an execution time from that mark to the call's end (after its work, before ``after``). Had the
+    # mark been lost, the queue time would be all of each call, past ``marked`` by its work.
+    queue_low = queue_high = execution_low = execution_high = 0.0
+    for (began, waited, marked, ended), (before, after) in zip(MARKS, calls, strict=True):
+        queue_low, queue_high = queue_low + waited - began, queue_high + marked - before
+        execution_low, execution_high = execution_low + ended - marked, execution_high + after - waited
+    assert queue.sum >= 0.06 and execution.sum >= 0.08  # no call is faster than its sleeps
+    assert queue_low <= queue.sum <= queue_high
+    assert execution_low <= execution.sum <= execution_high
     assert queue.sum + execution.sum == pytest.approx(duration.sum, abs=1e-3)
     assert queue.explicit_bounds[0] == 0.001
 
@@ -111,11 +133,18 @@ def test_finish_reasons_from_results_and_the_handle(llmobs_logs: pytest.LogCaptu
 
 
 def test_units_and_the_real_time_factor(llmobs_logs: pytest.LogCaptureFixture) -> None:
+    took: dict[float, float] = {}
+
     @llmobs.monitor_inference(model="m", operation="transcribe")
     def transcribe(audio_seconds: float) -> str:
         time.sleep(0.05)
         llmobs.current_inference().record_units(audio_seconds, unit="s")
         return "text"
+
+    def timed_transcribe(audio_seconds: float) -> None:
+        before = time.perf_counter()
+        transcribe(audio_seconds)
+        took[audio_seconds] = time.perf_counter() - before
 
     @llmobs.monitor_inference(model="m", operation="caption")
     def caption(images: int) -> str:
@@ -127,8 +156,8 @@ def test_units_and_the_real_time_factor(llmobs_logs: pytest.LogCaptureFixture) -
         llmobs.current_inference().record_units(1, unit=unit)
 
     with capture(traces=False) as telemetry:
-        transcribe(0.5)
-        transcribe(1.0)
+        timed_transcribe(0.5)
+        timed_transcribe(1.0)
         transcribe(-1)  # dropped
         caption(2)
         for bad in ("", 3):
@@ -142,7 +171,9 @@ def test_units_and_the_real_time_factor(llmobs_logs: pytest.LogCaptureFixture) -
     assert (audio.count, audio.sum) == (2, 1.5)
     assert (images.count, images.sum) == (2, 5)
     assert rtf.count == 2
-    assert 0.05 / 0.5 + 0.05 / 1.0 <= rtf.sum < (0.05 + 0.05) / 0.5 + (0.05 + 0.05) / 1.0
+    # Each factor is the call's duration over its audio: at least its 50 ms sleep, at most what the
+    # call took as timed here (a loaded machine oversleeps).
+    assert 0.05 / 0.5 + 0.05 / 1.0 <= rtf.sum <= took[0.5] / 0.5 + took[1.0] / 1.0
     assert durations.count == 3
     bad_units = [r for r in llmobs_logs.records if "record_units(unit" in r.getMessage()]
     assert [r.levelname for r in bad_units] == ["WARNING"]  # once, for both
