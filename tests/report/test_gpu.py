@@ -17,6 +17,7 @@ from tests import nvml_stub
 ROOT = Path(__file__).parents[2]
 WORKLOAD = """
 import time, llmobs
+from llmobs import _lifecycle
 from tests import nvml_stub
 from pathlib import Path
 llmobs.init(service_name="gpu-report", summary=False, host=False, collect_interval=0.1, export_interval=0.2)
@@ -25,11 +26,24 @@ llmobs.init(service_name="gpu-report", summary=False, host=False, collect_interv
 def call():
     llmobs.current_inference().record_tokens(input=10, output=100)
 
-time.sleep(0.5)  # a few readings: the energy counter's baseline
+def energy_read(joules):
+    # Polled, not a fixed sleep: a loaded machine samples late.
+    deadline = time.monotonic() + 30
+    while True:
+        collected = _lifecycle.state.registry.collect()
+        read = [s.value for i, series in collected if i.name == "hw.energy" for _, s in series]
+        if read == [joules]:
+            return
+        assert time.monotonic() < deadline, read
+        time.sleep(0.05)
+
+energy_read(0.0)  # the energy counter's baseline, read
+assert llmobs.force_flush()  # and exported
 for _ in range(10):
     call()
 nvml_stub.configure(Path("{config}"), [{{**nvml_stub.H100, "energy": nvml_stub.H100["energy"] + 1_000_000}}])
-time.sleep(0.6)  # 1000 J more, read and exported
+energy_read(1000.0)  # 1000 J more, read
+assert llmobs.force_flush()  # and exported
 llmobs.shutdown()
 """
 
