@@ -103,13 +103,16 @@ def test_streaming_generate_times_ttft_and_tpot_by_the_streamer(tiny: Any, telem
     prompt = tokenizer("w1 w2 w3", return_tensors="pt")
     started = time.perf_counter()
     output = model.generate(**prompt, max_new_tokens=20, min_new_tokens=20, do_sample=False, streamer=clock)
+    returned = time.perf_counter()
     assert output.shape[1] - 3 == 20 and [n for _, n in clock.puts] == [3] + [1] * 20 and clock.ended > 0
-    first = clock.puts[1][0]  # the first put is the prompt
+    prompt_put, first = clock.puts[0][0], clock.puts[1][0]  # the first put is the prompt
+    # Bracketed by what the streamer saw, not a fixed tolerance (a loaded machine can pause anywhere):
+    # llmobs marks the first token after the prompt's put and just before the first token's put, and
+    # the call ends after the streamer's end and before generate returned here.
     ttft = only(telemetry, "gen_ai.server.time_to_first_token")
-    assert ttft.count == 1 and first - started - 0.02 <= ttft.sum <= first - started  # llmobs marks, then it puts
+    assert ttft.count == 1 and prompt_put - started <= ttft.sum <= first - started
     tpot = only(telemetry, "gen_ai.server.time_per_output_token")
-    streamer_tpot = (clock.ended - first) / 19
-    assert tpot.count == 1 and abs(tpot.sum - streamer_tpot) < 0.002
+    assert tpot.count == 1 and (clock.ended - first) / 19 <= tpot.sum <= (returned - prompt_put) / 19
     assert only(telemetry, "llmobs.inference.token.usage", **{"gen_ai.token.type": "output"}).sum == 20
 
 
