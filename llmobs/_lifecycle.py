@@ -351,6 +351,8 @@ def _tracer(settings: _config.Settings, resource: Resource, extra: Sequence[Span
     from opentelemetry.sdk.trace import SpanLimits, TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
 
+    from ._final_spans import export_batch
+
     own = TracerProvider(resource=resource, span_limits=SpanLimits(**settings.span_limits), shutdown_on_exit=False)
     if settings.traces_otlp is not None:
         from ._final_spans import OTLPSpans
@@ -366,7 +368,7 @@ def _tracer(settings: _config.Settings, resource: Resource, extra: Sequence[Span
         counted = (
             counted_spans(registry, exporter, settings.traces_otlp) if isinstance(registry, Registry) else exporter
         )
-        own.add_span_processor(BatchSpanProcessor(counted))
+        own.add_span_processor(BatchSpanProcessor(counted, max_export_batch_size=export_batch()))
     state.tracer_provider = own
     return own.get_tracer("llmobs", __version__)
 
