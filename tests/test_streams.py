@@ -268,3 +268,118 @@ def test_async_chunk_tokens_follow_the_one_count_rule(otlp: Any) -> None:
 
     assert asyncio.run(main()) == ["a", "b"]
     assert one(receiver, "llmobs.inference.token.usage", OUTPUT).sum == 6
+
+
+INPUT = {**BASE, "gen_ai.token.type": "input"}
+OUTER = {**BASE, "gen_ai.request.model": "outer"}
+
+
+def test_async_handle_does_not_leak_between_chunks(otlp: Any) -> None:
+    otlp(traces=False)
+
+    async def main() -> list[Any]:
+        return [llmobs.current_inference().record_tokens async for _ in atokens(3)]
+
+    seen = asyncio.run(main())
+    outside = llmobs.current_inference()
+    assert len(seen) == 3 and all(handle.__self__ is outside for handle in seen)
+
+
+def test_async_handle_in_tasks_follows_where_they_were_made(otlp: Any) -> None:
+    """A task made inside the body reports to the stream even after the step that made it; one made by the
+    consumer between chunks does not, even while the stream is mid-step (as with one context variable set
+    per step, which each task's copy of the context keeps)."""
+    receiver = otlp(traces=False)
+    go, read = asyncio.Event(), asyncio.Event()
+    handles: list[llmobs.Inference] = []
+
+    async def later() -> None:
+        await go.wait()
+        llmobs.current_inference().record_tokens(input=5)
+
+    @llmobs.monitor_inference(model="m", operation="chat")
+    async def chunks() -> AsyncGenerator[str, None]:
+        task = asyncio.create_task(later())
+        yield "a"
+        await read.wait()  # mid-step while the consumer's task reads its handle
+        await task
+        yield "b"
+
+    async def consumer_side() -> None:
+        handles.append(llmobs.current_inference())
+        read.set()
+
+    async def main() -> None:
+        stream = chunks()
+        assert await stream.__anext__() == "a"
+        go.set()
+        side = asyncio.create_task(consumer_side())
+        assert await stream.__anext__() == "b"
+        await side
+        await stream.aclose()
+
+    asyncio.run(main())
+    assert one(receiver, "llmobs.inference.token.usage", INPUT).sum == 5
+    assert handles == [handles[0]] and handles[0]._call is None
+
+
+def test_nested_calls_see_their_own_handle(otlp: Any) -> None:
+    """A monitored coroutine consuming a stream reports to itself between chunks, the stream's body to the
+    stream, and a stream advanced inside another monitored call leaves the consumer's handle as it was."""
+    receiver = otlp(traces=False)
+
+    @llmobs.monitor_inference(model="m", operation="chat")
+    async def inner() -> AsyncGenerator[str, None]:
+        llmobs.current_inference().record_tokens(input=2)
+        yield "a"
+        yield "b"
+
+    @llmobs.monitor_inference(model="outer", operation="chat")
+    async def outer_call() -> None:
+        async for _ in inner():
+            llmobs.current_inference().record_tokens(input=7)
+
+    @llmobs.monitor_inference(model="outer", operation="chat")
+    async def one_chunk(stream: AsyncIterator[str]) -> str:
+        return await stream.__anext__()
+
+    async def main() -> None:
+        await outer_call()
+        stream = inner()
+        assert await stream.__anext__() == "a"
+        assert await one_chunk(stream) == "b"
+        assert llmobs.current_inference()._call is None
+        await stream.aclose()
+
+    asyncio.run(main())
+    assert one(receiver, "llmobs.inference.token.usage", INPUT).sum == 4
+    assert one(receiver, "llmobs.inference.token.usage", {**OUTER, "gen_ai.token.type": "input"}).sum == 7
+
+
+def test_async_send_throw_and_errors_pass_through(otlp: Any) -> None:
+    receiver = otlp(traces=False)
+    error = RuntimeError("the model's")
+
+    @llmobs.monitor_inference(model="m", operation="chat")
+    async def echo() -> AsyncGenerator[Any, Any]:
+        received = yield "ready"
+        try:
+            received = yield f"got {received}"
+        except ValueError as exc:
+            yield f"caught {exc}"
+        raise error
+
+    async def main() -> None:
+        assert inspect.isasyncgen(echo())
+        stream = echo()
+        assert await stream.asend(None) == "ready"
+        assert await stream.asend(1) == "got 1"
+        assert await stream.athrow(ValueError("v")) == "caught v"
+        with pytest.raises(RuntimeError) as raised:
+            await stream.__anext__()
+        assert raised.value is error
+
+    asyncio.run(main())
+    assert one(receiver, DURATION, {**BASE, "error.type": "RuntimeError"}).count == 1
+    assert one(receiver, "llmobs.inference.token.usage", OUTPUT).sum == 3
+    assert one(receiver, "llmobs.inference.active_requests", BASE).value == 0
