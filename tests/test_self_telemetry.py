@@ -28,7 +28,7 @@ from llmobs._config import OTLPTarget
 from llmobs._otlp import metric_exporter
 from llmobs._periodic import PeriodicExport
 from llmobs._points import Points
-from llmobs._self_telemetry import CallTiming
+from llmobs._self_telemetry import CallTiming, counted_spans
 from llmobs._summary import SummaryExporter, render
 from llmobs.testing import _LastExport
 from tests.helpers import exported, one
@@ -47,7 +47,7 @@ def export_to(receiver: OTLPReceiver, protocol: str, registry: Registry) -> Peri
 def dropped(registry: Registry) -> dict[str, float]:
     """``llmobs.metric_data_point.dropped`` by ``error.type``, as one collection of ``registry`` has it."""
     return {
-        dict(attributes)[names.ERROR_TYPE]: snapshot.value  # type: ignore[union-attr]
+        str(dict(attributes)[names.ERROR_TYPE]): snapshot.value  # type: ignore[union-attr]
         for instrument, points in registry.collect()
         if instrument == names.DROPPED_POINTS
         for attributes, snapshot in points
@@ -83,7 +83,7 @@ def test_an_export_reports_its_points_duration_size_and_lock_hold_in_the_next(
     assert last[(names.EXPORT_SIZE.name, failed)].count == 1
     hold = last[(names.LOCK_HOLD.name, ())]
     assert hold.count == 2 and 0 < (hold.max or 0) < 1  # one per snapshot sent before the last
-    overhead = last[(names.CALL_OVERHEAD.name, ())].value
+    overhead = last[(names.CALL_OVERHEAD.name, ())].value or 0
     assert 0 < overhead < 1e-3  # about a microsecond; never more than a millisecond
 
 
@@ -202,6 +202,27 @@ def test_span_exports_are_counted_by_outcome_under_the_exporters_type() -> None:
     assert _value(sink, names.EXPORTED_SPANS.name, {**component, names.ERROR_TYPE: "_OTHER"}) == 3
     assert _value(sink, names.EXPORTED_SPANS.name, component) == 2
     assert _point(sink, names.EXPORT_DURATION.name, component).count == 1
+
+
+class BrokenSpans(SpanExporter):
+    @override
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        raise ConnectionError("down")
+
+
+def test_a_span_export_that_raises_is_counted_by_the_exceptions_type_and_raises_on() -> None:
+    registry = Registry()
+    counted = counted_spans(registry, BrokenSpans(), None)
+    with pytest.raises(ConnectionError):  # to the batch processor, which logs it, as without llmobs
+        counted.export([ReadableSpan(name="a"), ReadableSpan(name="b")])
+    points = {
+        (instrument.name, attributes): snapshot
+        for instrument, found in registry.collect()
+        for attributes, snapshot in found
+    }
+    key = tuple(sorted({names.COMPONENT_TYPE: f"{__name__}.BrokenSpans", names.ERROR_TYPE: "ConnectionError"}.items()))
+    assert points[(names.EXPORTED_SPANS.name, key)].value == 2  # type: ignore[union-attr]
+    assert points[(names.EXPORT_DURATION.name, key)].count == 1  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize("protocol", sorted(COMPONENTS))

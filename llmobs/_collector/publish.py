@@ -13,7 +13,7 @@ from typing import Protocol
 
 from .._aggregation import GaugeSeries, Series
 from .._attributes import Attributes
-from .._failsafe import warn_once
+from .._failsafe import guarded, warn_once
 from ..semconv import COLLECTOR_ERRORS, SAMPLE_DURATION, SAMPLE_LAG, WINDOW_MAX, Instrument, Kind
 from .reading import Reading
 
@@ -93,6 +93,7 @@ class Publisher:
         """One more ``llmobs.collector.errors`` with ``attributes``."""
         self._registry.series(COLLECTOR_ERRORS, attributes).record(1)
 
+    @guarded(where="timing a resource sample")
     def timed(self, attributes: Attributes, lag: float, duration: float) -> None:
         """One sample of a source (``attributes`` name it): how late it began after it was asked for, and
         how long its reading took. On the sampler's thread, which holds no lock of the registry."""
