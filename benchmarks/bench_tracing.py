@@ -36,8 +36,10 @@ from typing import Any
 import grpc
 
 CASES = ("bare", "metrics", "tracing")
-DIAGNOSTIC_CASES = ("tracing-drop",)
-"""Run on request only (``--cases``): tracing whose spans an exporter that drops them takes, no OTLP."""
+DIAGNOSTIC_CASES = ("tracing-drop", "tracing-frozen")
+"""Run on request only (``--cases``): tracing whose spans an exporter that drops them takes (no OTLP), and
+tracing in an app that calls ``gc.freeze()`` after start-up (full collections then skip its heap)."""
+EXPORTING = ("tracing", "tracing-frozen")
 CONNECTIONS = 8
 PAUSE_MS = 8
 WORK_S = 0.001
@@ -120,6 +122,10 @@ def build_app(case: str) -> Any:
         llmobs.init(service_name="bench-tracing", traces=case != "metrics")
         generate = llmobs.monitor_inference(model="bench", operation="chat")(generate)
         llmobs.instrument_fastapi(app)
+    if case == "tracing-frozen":
+        import gc
+
+        gc.freeze()
 
     @app.get("/generate")
     async def endpoint() -> dict[str, str]:
@@ -223,7 +229,7 @@ def run_case(case: str, sink: Sink, seconds: int, script: Path) -> Run:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=60)
     p50, p99, rps, requests, errors = parse_wrk(output)
-    spans = sink.take_server_spans() if case == "tracing" else None
+    spans = sink.take_server_spans() if case in EXPORTING else None
     return Run(p50, p99, rps, requests + WARMUP_REQUESTS, errors, spans)
 
 
@@ -239,9 +245,12 @@ def report(results: dict[str, list[Run]]) -> None:
             f"{case:<14} {_median(runs, lambda r: r.p50):7.2f} {_median(runs, lambda r: r.p99):7.2f} "
             f"{min(r.p99 for r in runs):9.2f} {_median(runs, lambda r: r.rps):6.0f} {sum(r.errors for r in runs):6d}"
         )
-    for run in results.get("tracing", []):
-        lost = max(0, run.requests - (run.server_spans or 0))
-        print(f"server spans exported: {run.server_spans} for {run.requests} requests answered ({lost} lost)")
+    for case in EXPORTING:
+        for run in results.get(case, []):
+            lost = max(0, run.requests - (run.server_spans or 0))
+            print(
+                f"{case}: {run.server_spans} server spans exported for {run.requests} requests answered ({lost} lost)"
+            )
     bare = results["bare"]
     print()
     for case, runs in results.items():
