@@ -141,6 +141,9 @@ def main(argv: list[str] | None = None) -> int:
         overhead = statistics.median(values) - bare
         ratio = f"{overhead / prometheus:14.2f}" if name != "bare call" else ""
         print(f"{name:<24}{statistics.median(values):>9.0f}{overhead:>10.0f}{spread(values, digits=0):>14}{ratio}")
+    python = statistics.median(samples["llmobs metrics-only"]) - bare
+    for name in ("llmobs, C histogram", "C wrapper"):
+        print(f"{name} / pure-Python llmobs overhead: {(statistics.median(samples[name]) - bare) / python:.2f}")
     return 0
 
 
