@@ -361,14 +361,15 @@ def _tracer(settings: _config.Settings, resource: Resource, extra: Sequence[Span
     if settings.traces_console:
         state.span_exporters.append(ConsoleSpanExporter())
     state.span_exporters.extend(extra)
-    from ._self_telemetry import counted_spans
+    from ._self_telemetry import counted_spans, processor_meters
 
     registry = state.registry
+    meters = processor_meters(registry) if isinstance(registry, Registry) else None
     for exporter in state.span_exporters:
         counted = (
             counted_spans(registry, exporter, settings.traces_otlp) if isinstance(registry, Registry) else exporter
         )
-        own.add_span_processor(BatchSpanProcessor(counted, max_export_batch_size=export_batch()))
+        own.add_span_processor(BatchSpanProcessor(counted, max_export_batch_size=export_batch(), meter_provider=meters))
     state.tracer_provider = own
     return own.get_tracer("llmobs", __version__)
 

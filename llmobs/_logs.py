@@ -204,12 +204,15 @@ def _provider(resource: Resource, exporters: list[LogRecordExporter], timeout: f
 
     from ._aggregation import Registry
     from ._lifecycle import state
-    from ._self_telemetry import counted_logs
+    from ._self_telemetry import counted_logs, processor_meters
 
     provider = LoggerProvider(resource=resource, shutdown_on_exit=False)
     registry = state.registry
+    meters = processor_meters(registry) if isinstance(registry, Registry) else None
     for exporter in exporters:
         counted = counted_logs(registry, exporter) if isinstance(registry, Registry) else exporter
-        processor = BatchLogRecordProcessor(counted, max_queue_size=MAX_QUEUE, export_timeout_millis=timeout * 1000)
+        processor = BatchLogRecordProcessor(
+            counted, max_queue_size=MAX_QUEUE, export_timeout_millis=timeout * 1000, meter_provider=meters
+        )
         provider.add_log_record_processor(processor)
     return provider

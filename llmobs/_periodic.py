@@ -21,7 +21,7 @@ from ._attributes import Attributes
 from ._failsafe import guarded, logger, warn_once
 from ._otlp import backend, failure_hint, public_url, split
 from ._points import Points
-from ._self_telemetry import MetricTelemetry, count_points
+from ._self_telemetry import MetricTelemetry, count_points, observe
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -128,6 +128,7 @@ class PeriodicExport:
                 return None
 
     def _requests(self) -> list[Request]:
+        observe(self._registry)
         data = self._points.build(self._registry.collect())
         if self._points.dropped:
             self._registry.series(names.DROPPED_POINTS, UNENCODABLE).record(self._points.dropped)

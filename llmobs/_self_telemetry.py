@@ -4,10 +4,24 @@
 from __future__ import annotations
 
 import functools
+import weakref
 from collections.abc import Callable, Sequence
 from time import perf_counter
 from typing import TYPE_CHECKING, TypeVar
 
+from opentelemetry.context import Context
+from opentelemetry.metrics import (
+    CallbackOptions,
+    CallbackT,
+    Counter,
+    Meter,
+    NoOpCounter,
+    NoOpMeter,
+    NoOpMeterProvider,
+    NoOpUpDownCounter,
+    ObservableUpDownCounter,
+    UpDownCounter,
+)
 from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
 from opentelemetry.sdk.metrics.export import MetricExporter, MetricsData
@@ -17,10 +31,12 @@ from typing_extensions import override
 
 from . import semconv as names
 from ._aggregation import Registry
-from ._attributes import Attributes, merge
+from ._attributes import Attributes, freeze, merge
 from ._failsafe import guarded
 
 if TYPE_CHECKING:
+    from opentelemetry.util.types import Attributes as OTelAttributes
+
     from ._config import OTLPTarget
 
 R = TypeVar("R")
@@ -146,6 +162,98 @@ def _type_name(exporter: object) -> str:
     """``otel.component.type`` of an exporter the conventions do not name: its qualified class name."""
     cls = type(exporter)
     return f"{cls.__module__}.{cls.__qualname__}"
+
+
+class ProcessorMeters(NoOpMeterProvider):
+    """The MeterProvider llmobs hands its batch span and log processors. The SDK reports their queue size,
+    capacity and drops through it only when the user set ``OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED=true``
+    (llmobs never sets it); the values go into llmobs's registry, the queue sizes read at each export."""
+
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
+        self._callbacks: list[tuple[names.Instrument, CallbackT]] = []
+
+    @override
+    def get_meter(
+        self, name: str, version: str | None = None, schema_url: str | None = None, attributes: OTelAttributes = None
+    ) -> Meter:
+        return _ProcessorMeter(self, name, version, schema_url)
+
+    def watch(self, instrument: names.Instrument, callbacks: Sequence[CallbackT]) -> None:
+        self._callbacks += [(instrument, callback) for callback in callbacks]
+
+    @guarded(where="reading the batch processors' queues")
+    def observe(self) -> None:
+        """Record what each queue callback reads now (on the export thread, before the registry is collected)."""
+        for instrument, callback in self._callbacks:
+            if callable(callback):
+                for observation in callback(CallbackOptions()):
+                    series = self.registry.series(instrument, freeze(dict(observation.attributes or {})))
+                    series.record(observation.value)
+
+
+class _ProcessorMeter(NoOpMeter):
+    """Takes the instruments of ``names.PROCESSOR_INSTRUMENTS``; any other is a no-op."""
+
+    def __init__(self, meters: ProcessorMeters, name: str, version: str | None, schema_url: str | None) -> None:
+        super().__init__(name, version=version, schema_url=schema_url)
+        self._meters = meters
+
+    @override
+    def create_counter(self, name: str, unit: str = "", description: str = "") -> Counter:
+        instrument = names.PROCESSOR_INSTRUMENTS.get(name)
+        if instrument is None:
+            return super().create_counter(name, unit, description)
+        return _Added(self._meters.registry, instrument)
+
+    @override
+    def create_up_down_counter(self, name: str, unit: str = "", description: str = "") -> UpDownCounter:
+        instrument = names.PROCESSOR_INSTRUMENTS.get(name)
+        if instrument is None:
+            return super().create_up_down_counter(name, unit, description)
+        return _Added(self._meters.registry, instrument)
+
+    @override
+    def create_observable_up_down_counter(
+        self, name: str, callbacks: Sequence[CallbackT] | None = None, unit: str = "", description: str = ""
+    ) -> ObservableUpDownCounter:
+        instrument = names.PROCESSOR_INSTRUMENTS.get(name)
+        if instrument is not None and callbacks:
+            self._meters.watch(instrument, callbacks)
+        return super().create_observable_up_down_counter(name, callbacks, unit, description)
+
+
+class _Added(NoOpCounter, NoOpUpDownCounter):
+    """An SDK processor's counter (items processed) or up-down counter (its capacity, added once), recorded
+    into the registry: a counter adds, a gauge (the capacity) takes the value."""
+
+    def __init__(self, registry: Registry, instrument: names.Instrument) -> None:
+        super().__init__(instrument.name, unit=instrument.unit, description=instrument.description)
+        self._registry = registry
+        self._instrument = instrument
+
+    @override
+    @guarded(where="recording a batch processor's metric")
+    def add(self, amount: float, attributes: OTelAttributes = None, context: Context | None = None) -> None:
+        self._registry.series(self._instrument, freeze(dict(attributes or {}))).record(amount)
+
+
+_METERS: weakref.WeakKeyDictionary[Registry, ProcessorMeters] = weakref.WeakKeyDictionary()
+
+
+def processor_meters(registry: Registry) -> ProcessorMeters:
+    """The meter provider of ``registry``'s batch processors (one per registry, read by ``observe``)."""
+    found = _METERS.get(registry)
+    if found is None:
+        found = _METERS[registry] = ProcessorMeters(registry)
+    return found
+
+
+def observe(registry: Registry) -> None:
+    """Read the queues of ``registry``'s batch processors, if any reports them."""
+    found = _METERS.get(registry)
+    if found is not None:
+        found.observe()
 
 
 class CallTiming:

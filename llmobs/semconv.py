@@ -16,6 +16,12 @@ from opentelemetry.semconv._incubating.metrics.otel_metrics import (
     OTEL_SDK_EXPORTER_METRIC_DATA_POINT_EXPORTED,
     OTEL_SDK_EXPORTER_OPERATION_DURATION,
     OTEL_SDK_EXPORTER_SPAN_EXPORTED,
+    OTEL_SDK_PROCESSOR_LOG_PROCESSED,
+    OTEL_SDK_PROCESSOR_LOG_QUEUE_CAPACITY,
+    OTEL_SDK_PROCESSOR_LOG_QUEUE_SIZE,
+    OTEL_SDK_PROCESSOR_SPAN_PROCESSED,
+    OTEL_SDK_PROCESSOR_SPAN_QUEUE_CAPACITY,
+    OTEL_SDK_PROCESSOR_SPAN_QUEUE_SIZE,
 )
 
 
@@ -610,6 +616,42 @@ CALL_OVERHEAD = Instrument(
     "s",
     "llmobs's own time per metrics-only call: a private decorated no-op timed on the export thread.",
 )
+# The batch processors report these themselves when OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED=true; the
+# queue readings are gauges here, as the collector's are (see above).
+PROCESSED_SPANS = Instrument(
+    OTEL_SDK_PROCESSOR_SPAN_PROCESSED,
+    Kind.COUNTER,
+    "{span}",
+    "Spans the batch span processor finished with, by otel.component.name; error.type (queue_full) when dropped.",
+)
+SPAN_QUEUE_SIZE = Instrument(OTEL_SDK_PROCESSOR_SPAN_QUEUE_SIZE, Kind.GAUGE, "{span}", "Spans in the queue now.")
+SPAN_QUEUE_CAPACITY = Instrument(
+    OTEL_SDK_PROCESSOR_SPAN_QUEUE_CAPACITY, Kind.GAUGE, "{span}", "Spans the queue holds at most."
+)
+PROCESSED_LOGS = Instrument(
+    OTEL_SDK_PROCESSOR_LOG_PROCESSED,
+    Kind.COUNTER,
+    "{log_record}",
+    "Log records the batch processor finished with, by otel.component.name; error.type (queue_full) when dropped.",
+)
+LOG_QUEUE_SIZE = Instrument(
+    OTEL_SDK_PROCESSOR_LOG_QUEUE_SIZE, Kind.GAUGE, "{log_record}", "Log records in the queue now."
+)
+LOG_QUEUE_CAPACITY = Instrument(
+    OTEL_SDK_PROCESSOR_LOG_QUEUE_CAPACITY, Kind.GAUGE, "{log_record}", "Log records the queue holds at most."
+)
+PROCESSOR_INSTRUMENTS = {
+    instrument.name: instrument
+    for instrument in (
+        PROCESSED_SPANS,
+        SPAN_QUEUE_SIZE,
+        SPAN_QUEUE_CAPACITY,
+        PROCESSED_LOGS,
+        LOG_QUEUE_SIZE,
+        LOG_QUEUE_CAPACITY,
+    )
+}
+"""The SDK processors' instruments llmobs takes, by name; it ignores any other the SDK creates."""
 COMPONENT_TYPE = OTEL_COMPONENT_TYPE
 COLLECTOR_SOURCE = "llmobs.collector.source"
 GRPC_METRIC_EXPORTER = OtelComponentTypeValues.OTLP_GRPC_METRIC_EXPORTER.value

@@ -325,3 +325,57 @@ def _value(sink: _LastExport, name: str, attributes: dict[str, Any]) -> float:
     point = _point(sink, name, attributes)
     assert isinstance(point, NumberDataPoint)
     return point.value
+
+
+def test_with_the_sdks_internal_metrics_enabled_the_span_queue_and_processed_spans_reach_the_registry(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED", "true")  # the user's choice, never llmobs's
+    settings = _config.load(summary=False, gpu=False, host=False, traces=None, env={})
+    sink = _LastExport()
+    _lifecycle.start(settings, [sink], [RefusingSpans()], fresh=True)
+
+    @llmobs.monitor_inference(model="m")
+    def predict() -> None:
+        pass
+
+    for _ in range(3):
+        predict()
+    assert llmobs.force_flush()  # the spans leave the queue
+    assert llmobs.force_flush()  # the counts they left behind are exported
+    assert sink.data is not None
+    processed = [p for m in _metrics(sink.data) if m.name == names.PROCESSED_SPANS.name for p in m.data.data_points]
+    assert [p.value for p in processed] == [3]
+    component = dict(processed[0].attributes)
+    assert component[names.COMPONENT_TYPE] == "batching_span_processor"
+    assert _value(sink, names.SPAN_QUEUE_SIZE.name, component) == 0
+    assert _value(sink, names.SPAN_QUEUE_CAPACITY.name, component) == 2048
+
+
+def test_without_the_variable_the_sdk_reports_no_processor_metrics() -> None:
+    settings = _config.load(summary=False, gpu=False, host=False, traces=None, env={})
+    sink = _LastExport()
+    _lifecycle.start(settings, [sink], [RefusingSpans()], fresh=True)
+
+    @llmobs.monitor_inference(model="m")
+    def predict() -> None:
+        pass
+
+    predict()
+    assert llmobs.force_flush() and llmobs.force_flush() and sink.data is not None
+    assert not [m for m in _metrics(sink.data) if m.name in names.PROCESSOR_INSTRUMENTS]
+
+
+def test_with_the_sdks_internal_metrics_enabled_the_log_queue_reaches_the_registry(
+    otlp: Callable[..., OTLPReceiver], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED", "true")
+    receiver = otlp("grpc", inventory=False, traces=False)
+    _logs.emit_event("llmobs.test", {})
+    _logs.emit_event("llmobs.test", {})
+    assert llmobs.force_flush()
+    receiver.wait_for(lambda r: len(r.logs()) == 2)
+    (processed,) = exported(receiver, names.PROCESSED_LOGS.name)
+    assert processed.value == 2 and processed.attributes[names.COMPONENT_TYPE] == "batching_log_processor"
+    (capacity,) = exported(receiver, names.LOG_QUEUE_CAPACITY.name)
+    assert capacity.value == _logs.MAX_QUEUE
