@@ -127,11 +127,23 @@ def first_token_after_120ms() -> Iterator[str]:
     yield "b"
 
 
+def first_token_time() -> float:
+    start = time.perf_counter()
+    stream = first_token_after_120ms()
+    next(stream)
+    taken = time.perf_counter() - start
+    list(stream)
+    return taken
+
+
 def test_ttft_reads_the_real_first_token_time(capsys: pytest.CaptureFixture[str]) -> None:
-    lines = summary_of(capsys, lambda: [list(first_token_after_120ms()) for _ in range(3)])
+    taken: list[float] = []
+    lines = summary_of(capsys, lambda: taken.extend(first_token_time() for _ in range(3)))
     row = next(line for line in lines if line.strip().startswith("streamer")).split()
     ttft_p50 = float(row[6].split("/")[0].removesuffix("ms")) / 1000
-    assert 0.12 <= ttft_p50 <= 0.12 * 1.2, row  # the bucket is (100, 250 ms]: unclamped it read 175 ms
+    # The bucket is (100, 250 ms]: unclamped it read 175 ms. Between the sleep and the slowest first
+    # token as timed here (shown to the millisecond), however loaded the machine.
+    assert 0.12 <= ttft_p50 <= max(taken) + 0.0005, (row, taken)
 
 
 def test_percentile_is_clamped_to_min_and_max() -> None:
