@@ -130,11 +130,18 @@ class PeriodicExport:
     def _requests(self) -> list[Request]:
         observe(self._registry)
         data = self._points.build(self._registry.collect())
-        if self._points.dropped:
-            self._registry.series(names.DROPPED_POINTS, UNENCODABLE).record(self._points.dropped)
         if self._telemetry is not None:
             self._telemetry.collected()
-        return list(split(data, self._max_bytes)) if self._endpoint is not None else [(data, None)]
+        if self._endpoint is None:
+            requests: list[Request] = [(data, None)]
+            unencodable = self._points.dropped
+        else:
+            requests = list(split(data, self._max_bytes))
+            # What the split left out: points larger than one request, metrics that failed to encode.
+            unencodable = self._points.dropped + count_points(data) - sum(count_points(r) for r, _ in requests)
+        if unencodable:
+            self._registry.series(names.DROPPED_POINTS, UNENCODABLE).record(unencodable)
+        return requests
 
     @guarded(where="sending metrics", default=False)
     def send(self, sender: _Send) -> bool:

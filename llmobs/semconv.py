@@ -587,7 +587,8 @@ DROPPED_POINTS = Instrument(
     Kind.COUNTER,
     "{data_point}",
     "Records and points llmobs lost, by error.type: overflow (counted without their attributes, past the "
-    "series cap), invalid_value, unencodable (OTLP cannot carry it), export_failed (the final export failed).",
+    "series cap), invalid_value, unencodable (OTLP cannot carry it, or not in one request), export_failed "
+    "(the final export failed).",
 )
 EXPORT_SIZE = Instrument(
     "llmobs.exporter.request.size",
@@ -665,7 +666,8 @@ OVERFLOWED = "overflow"
 INVALID_VALUE = "invalid_value"
 """``error.type`` of a value dropped when recorded (it would make a sum non-finite or reach 2**63)."""
 UNENCODABLE = "unencodable"
-"""``error.type`` of a point left out of an export: OTLP cannot carry its value or an attribute."""
+"""``error.type`` of a point left out of an export: OTLP cannot carry its value or an attribute, or it
+is larger than one request."""
 EXPORT_FAILED = "export_failed"
 """``error.type`` of points the final export could not deliver (earlier failures are sent again)."""
 EXPORT_TIMEOUT = "timeout"

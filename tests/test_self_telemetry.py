@@ -135,6 +135,20 @@ def test_points_otlp_cannot_carry_are_counted_by_the_export_that_left_them_out()
     assert dropped(registry) == {names.UNENCODABLE: 3}  # one per export, the final one included
 
 
+def test_a_point_larger_than_one_request_is_counted_as_unencodable(receiver: OTLPReceiver) -> None:
+    registry = Registry()
+    registry.series(names.GPU_POWER, (("a", "x" * 5000),)).record(1)  # alone larger than a request
+    registry.series(names.BATCH_TOKENS, ATTRS).record(1)
+    endpoint = receiver.grpc_endpoint
+    exporter = metric_exporter(OTLPTarget("grpc", endpoint, {}, 10))
+    export = PeriodicExport(registry, exporter, Points(Resource({})), 3600, 5, max_bytes=3000, endpoint=endpoint)
+    try:
+        assert export.export_once()
+        assert dropped(registry) == {names.UNENCODABLE: 1}
+    finally:
+        export.shutdown(time.monotonic() + 2)
+
+
 def test_points_a_failed_final_export_could_not_deliver_are_counted_as_lost(
     receiver: OTLPReceiver, caplog: pytest.LogCaptureFixture
 ) -> None:
