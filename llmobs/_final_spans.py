@@ -1,5 +1,5 @@
-"""The OTLP span exporter of llmobs's own TracerProvider, with a single-attempt mode for shutdown:
-a backend that refuses at once must not hold ``shutdown()`` for its whole budget."""
+"""The OTLP span exporter of llmobs's own TracerProvider, with a single-attempt mode for shutdown (a
+backend that refuses at once must not hold ``shutdown()`` for its whole budget), and its batch size."""
 
 from __future__ import annotations
 
@@ -19,9 +19,9 @@ from ._otlp import span_exporter
 SINGLE_ATTEMPT_TIMEOUT = 0.75
 
 EXPORT_BATCH = 64
-"""Spans per export. The SDK's 512 take ~13 ms of Python encoding on the export thread, and the request
-thread then waits up to the GIL's 5 ms switch interval at each of its I/O calls (uvicorn's p99 3x bare);
-64 take ~1.6 ms at the same CPU per span (docs/performance.md, "Tracing under uvicorn")."""
+"""Spans per export. The SDK's 512 take ~14 ms of Python encoding on the export thread, and the request
+thread then waits up to the GIL's 5 ms switch interval at each of its I/O calls (uvicorn's p99 doubled);
+64 take ~2 ms at the same CPU per span (docs/performance.md, "Tracing under uvicorn")."""
 
 
 def export_batch() -> int | None:
