@@ -1,5 +1,7 @@
-"""llmobs's own cost and losses, under the SDK self-observability names (``otel.sdk.exporter.*``) and
-``llmobs.`` where those define none. Recorded on export threads only: a call pays nothing for it."""
+"""llmobs's own cost and losses, under the SDK self-observability names (``otel.sdk.exporter.*``, and the
+SDK processors' ``otel.sdk.processor.*`` when the user turns them on) and ``llmobs.`` where those define
+none. Recorded on export and processor threads: a call pays nothing for it (the losses a call meets are
+counted lock-free in ``_aggregation``)."""
 
 from __future__ import annotations
 
@@ -170,7 +172,8 @@ class ProcessorMeters(NoOpMeterProvider):
     (llmobs never sets it); the values go into llmobs's registry, the queue sizes read at each export."""
 
     def __init__(self, registry: Registry) -> None:
-        self.registry = registry
+        # Weak: the table of providers by registry must not keep a registry that is gone alive.
+        self._registry = weakref.ref(registry)
         self._callbacks: list[tuple[names.Instrument, CallbackT]] = []
 
     @override
@@ -182,13 +185,20 @@ class ProcessorMeters(NoOpMeterProvider):
     def watch(self, instrument: names.Instrument, callbacks: Sequence[CallbackT]) -> None:
         self._callbacks += [(instrument, callback) for callback in callbacks]
 
+    @property
+    def registry(self) -> Registry | None:
+        return self._registry()
+
     @guarded(where="reading the batch processors' queues")
     def observe(self) -> None:
         """Record what each queue callback reads now (on the export thread, before the registry is collected)."""
+        registry = self._registry()
+        if registry is None:
+            return
         for instrument, callback in self._callbacks:
             if callable(callback):
                 for observation in callback(CallbackOptions()):
-                    series = self.registry.series(instrument, freeze(dict(observation.attributes or {})))
+                    series = registry.series(instrument, freeze(dict(observation.attributes or {})))
                     series.record(observation.value)
 
 
@@ -201,17 +211,17 @@ class _ProcessorMeter(NoOpMeter):
 
     @override
     def create_counter(self, name: str, unit: str = "", description: str = "") -> Counter:
-        instrument = names.PROCESSOR_INSTRUMENTS.get(name)
-        if instrument is None:
+        instrument, registry = names.PROCESSOR_INSTRUMENTS.get(name), self._meters.registry
+        if instrument is None or registry is None:
             return super().create_counter(name, unit, description)
-        return _Added(self._meters.registry, instrument)
+        return _Added(registry, instrument)
 
     @override
     def create_up_down_counter(self, name: str, unit: str = "", description: str = "") -> UpDownCounter:
-        instrument = names.PROCESSOR_INSTRUMENTS.get(name)
-        if instrument is None:
+        instrument, registry = names.PROCESSOR_INSTRUMENTS.get(name), self._meters.registry
+        if instrument is None or registry is None:
             return super().create_up_down_counter(name, unit, description)
-        return _Added(self._meters.registry, instrument)
+        return _Added(registry, instrument)
 
     @override
     def create_observable_up_down_counter(
