@@ -4,6 +4,7 @@ for the tests to compare with what the server exported."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,9 +16,12 @@ from tests.middleware import scenario as s
 
 @dataclass
 class Sent:
-    """Statuses per path kind, the parent span id sent with each trace id, and the streamed bodies."""
+    """Statuses per path kind, the parent span id sent with each trace id, the streamed bodies, and
+    the seconds each kind took as the client timed it (a bound for what the server measured)."""
 
     statuses: Counter[tuple[str, int]] = field(default_factory=Counter)
+    seconds: dict[str, float] = field(default_factory=dict)
+    stream_first_chunk: float = 0.0
     parents: dict[str, str] = field(default_factory=dict)
     pids: set[int] = field(default_factory=set)
     stream_body: bytes = b""
@@ -52,10 +56,17 @@ async def drive(url: str) -> Sent:
             *[("skipped", path, {}) for path in s.SKIPPED_PATHS] * s.SKIPPED_CALLS,
         ]
         for kind, path, headers in calls:
+            began = time.perf_counter()
             sent.statuses[kind, (await client.get(path, headers=headers)).status_code] += 1
-        stream = await client.get("/stream", headers=_traced(sent, 100_001))
+            sent.seconds[kind] = sent.seconds.get(kind, 0.0) + time.perf_counter() - began
+        began = time.perf_counter()
+        async with client.stream("GET", "/stream", headers=_traced(sent, 100_001)) as stream:
+            async for chunk in stream.aiter_raw():
+                if not sent.stream_body:
+                    sent.stream_first_chunk = time.perf_counter() - began
+                sent.stream_body += chunk
+        sent.seconds["stream"] = time.perf_counter() - began
         sent.statuses["stream", stream.status_code] += 1
-        sent.stream_body = stream.content
         generated = await client.post(
             s.CANARY_URL, json=s.CANARY_BODY, headers={**s.CANARY_HEADERS, **_traced(sent, 100_002)}
         )
