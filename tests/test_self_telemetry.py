@@ -198,7 +198,8 @@ class RefusingSpans(SpanExporter):
         return SpanExportResult.FAILURE if self.calls % 2 else SpanExportResult.SUCCESS
 
 
-def test_span_exports_are_counted_by_outcome_under_the_exporters_type() -> None:
+def traced_with_refusing_spans() -> tuple[_LastExport, Callable[[], None]]:
+    """Start llmobs exporting metrics to a sink and spans to ``RefusingSpans``; a decorated no-op."""
     settings = _config.load(summary=False, gpu=False, host=False, traces=None, env={})
     sink = _LastExport()
     _lifecycle.start(settings, [sink], [RefusingSpans()], fresh=True)
@@ -207,6 +208,11 @@ def test_span_exports_are_counted_by_outcome_under_the_exporters_type() -> None:
     def predict() -> None:
         pass
 
+    return sink, predict
+
+
+def test_span_exports_are_counted_by_outcome_under_the_exporters_type() -> None:
+    sink, predict = traced_with_refusing_spans()
     for batch in (3, 2):
         for _ in range(batch):
             predict()
@@ -350,14 +356,7 @@ def test_with_the_sdks_internal_metrics_enabled_the_span_queue_and_processed_spa
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED", "true")  # the user's choice, never llmobs's
-    settings = _config.load(summary=False, gpu=False, host=False, traces=None, env={})
-    sink = _LastExport()
-    _lifecycle.start(settings, [sink], [RefusingSpans()], fresh=True)
-
-    @llmobs.monitor_inference(model="m")
-    def predict() -> None:
-        pass
-
+    sink, predict = traced_with_refusing_spans()
     for _ in range(3):
         predict()
     assert llmobs.force_flush()  # the spans leave the queue
@@ -372,14 +371,7 @@ def test_with_the_sdks_internal_metrics_enabled_the_span_queue_and_processed_spa
 
 
 def test_without_the_variable_the_sdk_reports_no_processor_metrics() -> None:
-    settings = _config.load(summary=False, gpu=False, host=False, traces=None, env={})
-    sink = _LastExport()
-    _lifecycle.start(settings, [sink], [RefusingSpans()], fresh=True)
-
-    @llmobs.monitor_inference(model="m")
-    def predict() -> None:
-        pass
-
+    sink, predict = traced_with_refusing_spans()
     predict()
     assert llmobs.force_flush() and llmobs.force_flush() and sink.data is not None
     assert not [m for m in _metrics(sink.data) if m.name in names.PROCESSOR_INSTRUMENTS]
