@@ -35,9 +35,9 @@ def percentile(
     """Estimate the ``q`` quantile of a bucketed histogram, interpolating linearly inside the bucket (as
     Prometheus's ``histogram_quantile`` does) between its edges clamped to the values' ``lo``/``hi``
     when known: 2 ms calls in the (0, 10 ms] bucket read 2 ms, not 5 ms. With the values' ``mean``
-    known, it splits the bucket at the mean of its own values (half its ranks on each side) when the
-    other buckets pin that mean down to a quarter of the bucket, so that a few slow outliers do not
-    drag the median of fast calls to the middle of their bucket. None for an empty histogram."""
+    known and the other buckets pinning down the mean of this bucket's own values, it spreads them
+    evenly around that mean from the nearer edge instead, so that a few slow outliers do not drag the
+    median of fast calls towards the far edge of their bucket. None for an empty histogram."""
     total = sum(counts)
     if total == 0:
         return None
@@ -50,11 +50,10 @@ def percentile(
             if upper <= lower:
                 return upper
             fraction = (rank - seen) / count
-            inside = None if mean is None else _bucket_mean(counts, edges, i, mean * total, upper - lower)
+            inside = None if mean is None else _bucket_mean(counts, edges, i, mean * total, lo, hi)
             if inside is not None and lower < inside < upper:
-                if fraction <= 0.5:
-                    return lower + (inside - lower) * 2 * fraction
-                return inside + (upper - inside) * (2 * fraction - 1)
+                half = min(inside - lower, upper - inside)
+                return inside - half + 2 * half * fraction
             return lower + (upper - lower) * fraction
         seen += count
     return bounds[-1] if hi is None else min(bounds[-1], hi)
@@ -68,16 +67,29 @@ def _edges(bounds: Sequence[float], i: int, lo: float | None, hi: float | None) 
 
 
 def _bucket_mean(
-    counts: Sequence[int], edges: Sequence[tuple[float, float]], i: int, total: float, width: float
+    counts: Sequence[int],
+    edges: Sequence[tuple[float, float]],
+    i: int,
+    total: float,
+    lo: float | None,
+    hi: float | None,
 ) -> float | None:
-    """The mean of bucket ``i``'s values: the sum less the other buckets' values taken at their
-    middles, or None when those middles leave it uncertain by more than a quarter of ``width``."""
+    """The mean of bucket ``i``'s values: the sum less the other buckets' values, the lowest one at
+    ``lo`` and the highest at ``hi`` where known (the edges clamped to them), the rest at their
+    buckets' middles; None when the middles leave it uncertain by more than a quarter of the bucket."""
+    filled = [j for j, count in enumerate(counts) if count]
     others = uncertainty = 0.0
-    for j, (count, (lower, upper)) in enumerate(zip(counts, edges, strict=True)):
-        if j != i and count:
-            others += count * (lower + upper) / 2
-            uncertainty += count * max(upper - lower, 0.0) / 2
-    if uncertainty > counts[i] * width / 4:
+    for j in filled:
+        if j == i:
+            continue
+        lower, upper = edges[j]
+        known = [
+            edge for edge, end, at in ((lower, lo, filled[0]), (upper, hi, filled[-1])) if end is not None and at == j
+        ]
+        others += sum(known) + (counts[j] - len(known)) * (lower + upper) / 2
+        uncertainty += (counts[j] - len(known)) * (upper - lower) / 2
+    lower, upper = edges[i]
+    if uncertainty > counts[i] * (upper - lower) / 4:
         return None
     return (total - others) / counts[i]
 

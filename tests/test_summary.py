@@ -26,9 +26,11 @@ def test_percentile_interpolates_inside_the_bucket() -> None:
     assert percentile(bounds, [0, 0, 0, 0], 0.5) is None
 
 
-def histogram(name: str, attributes: Mapping[str, str], counts: list[int], total: float) -> Metric:
+def histogram(
+    name: str, attributes: Mapping[str, str], counts: list[int], total: float, lo: float, hi: float
+) -> Metric:
     instrument = next(i for i in vars(names).values() if isinstance(i, names.Instrument) and i.name == name)
-    point = HistogramDataPoint(attributes, 0, 1, sum(counts), total, counts, instrument.buckets, 0.0, total)
+    point = HistogramDataPoint(attributes, 0, 1, sum(counts), total, counts, instrument.buckets, lo, hi)
     return Metric(name, "", instrument.unit, HistogramData([point], DELTA))
 
 
@@ -38,9 +40,9 @@ def test_render_rows_for_models_and_batches() -> None:
     ok, failed = list(buckets), list(buckets)
     ok[1], failed[3] = 9, 1  # 9 calls in (0.01, 0.02], one failure in (0.04, 0.08]
     metrics = [
-        histogram(names.REQUEST_DURATION.name, model, ok, 0.135),
-        histogram(names.REQUEST_DURATION.name, {**model, names.ERROR_TYPE: "ValueError"}, failed, 0.05),
-        histogram(names.TOKEN_USAGE.name, {**model, names.TOKEN_TYPE: "output"}, [0, 0, 10] + [0] * 12, 400),
+        histogram(names.REQUEST_DURATION.name, model, ok, 0.135, 0.011, 0.019),
+        histogram(names.REQUEST_DURATION.name, {**model, names.ERROR_TYPE: "ValueError"}, failed, 0.05, 0.05, 0.05),
+        histogram(names.TOKEN_USAGE.name, {**model, names.TOKEN_TYPE: "output"}, [0, 0, 10] + [0] * 12, 400, 40, 40),
         Metric(
             names.BATCH_ITEMS.name,
             "",
@@ -72,7 +74,10 @@ def test_names_cannot_forge_lines_or_colours() -> None:
     batch = "nightly\r\n  batch backup: 9 items\x1b]0;title\x07\x00"
     counts = [0, 1] + [0] * (len(names.DURATION_BUCKETS) - 1)
     lines = render(
-        iter([histogram(names.REQUEST_DURATION.name, {names.MODEL: model}, counts, 0.01), items(batch, 5)]), 1.0
+        iter(
+            [histogram(names.REQUEST_DURATION.name, {names.MODEL: model}, counts, 0.015, 0.015, 0.015), items(batch, 5)]
+        ),
+        1.0,
     )
     output = "\n".join(lines)
     assert len(output.splitlines()) == len(lines) == 4  # header, columns, one model row, one batch line
@@ -155,11 +160,19 @@ def test_percentile_is_clamped_to_min_and_max() -> None:
 
 def test_slow_outliers_do_not_drag_the_median_to_the_bucket_middle() -> None:
     bounds = (0.01, 0.02, 0.04)
-    # 19 calls averaging 3.5 ms and one of 11.2 ms (the failing CI run's shape): the outlier's
-    # bucket pins the others' mean to within 0.03 ms, so the median reads near 3.5 ms, not 6.5 ms.
+    # 19 calls averaging 3.5 ms from 2.2 ms, and one of 11.2 ms: the highest call is the outlier, so the
+    # others' mean is exact, and the median reads inside their even spread about it, 2.2 to 4.8 ms.
     total = 19 * 0.0035 + 0.0112
     p50 = percentile(bounds, [19, 1, 0, 0], 0.5, lo=0.0022, hi=0.0112, mean=total / 20)
-    assert p50 == pytest.approx(0.0035 + (0.01 - 0.0035) * (2 * 10 / 19 - 1), abs=1e-4)
+    assert p50 == pytest.approx(0.0022 + 2 * (0.0035 - 0.0022) * 10 / 19)
+    # The failing CI runs' shapes: 19 calls from 2.1 ms and one 19.7 ms call past their bucket, then the
+    # same with a second outlier at 11 ms, which is only known to lie in (10, 19.7 ms].
+    fast = [0.0021 + 0.0001 * k for k in range(19)]
+    p50 = percentile(bounds, [19, 1, 0, 0], 0.5, lo=0.0021, hi=0.0197, mean=(sum(fast) + 0.0197) / 20)
+    assert p50 == pytest.approx(statistics.median([*fast, 0.0197]), rel=0.02)
+    fast = fast[:18]
+    p50 = percentile(bounds, [18, 2, 0, 0], 0.5, lo=0.0021, hi=0.0197, mean=(sum(fast) + 0.011 + 0.0197) / 20)
+    assert p50 == pytest.approx(statistics.median([*fast, 0.011, 0.0197]), rel=0.1)
     # Half the calls in each bucket: the middles leave the first bucket's mean too uncertain, so it
     # interpolates linearly, as Prometheus does.
     mean = (10 * 0.003 + 10 * 0.015) / 20
