@@ -169,6 +169,8 @@ def test_the_exposition_passes_promtool(endpoint: tuple[int, dict[str, str], Pro
     port, env, _ = endpoint
     with serve(GUNICORN, env, tmp_path / "gunicorn.log") as server:
         work(server, [1, 2, 0])
+        # Workers other than the serving one hand their calls over at their next interval: wait for them.
+        assert scraped_counts(port, until=2.0)[-1] == 2.0
         body = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).content
         assert b"gen_ai_server_request_duration_seconds_bucket" in body
         checked = promtool_check(body)
