@@ -113,3 +113,29 @@ def guarded(fn: Callable[P, R] | None = None, /, *, where: str | None = None, de
         return run
 
     return decorate if fn is None else decorate(fn)
+
+
+class PassSignals(logging.Filter):
+    """For the logger of library code that logs and swallows every exception it catches (the SDK's
+    attribute encoder): one that a signal handler raised is raised again from the log call, so that it
+    goes on to the caller. It can act only while that logger is enabled for errors: ``passes`` says."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self.logger = logging.getLogger(name)
+
+    def install(self) -> None:
+        if self not in self.logger.filters:
+            self.logger.filters.insert(0, self)  # first: a filter before it may stop the record
+
+    def remove(self) -> None:
+        self.logger.removeFilter(self)
+
+    def passes(self) -> bool:
+        return self in self.logger.filters and self.logger.isEnabledFor(logging.ERROR)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if exc is not None and raised_by_signal_handler(exc):
+            raise exc
+        return True

@@ -351,12 +351,10 @@ def _tracer(settings: _config.Settings, resource: Resource, extra: Sequence[Span
     from opentelemetry.sdk.trace import SpanLimits, TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
 
-    from ._final_spans import export_batch
+    from ._final_spans import ENCODES, EncodingSpanProcessor, OTLPSpans, export_batch
 
     own = TracerProvider(resource=resource, span_limits=SpanLimits(**settings.span_limits), shutdown_on_exit=False)
     if settings.traces_otlp is not None:
-        from ._final_spans import OTLPSpans
-
         state.span_exporters.append(OTLPSpans(settings.traces_otlp))
     if settings.traces_console:
         state.span_exporters.append(ConsoleSpanExporter())
@@ -369,7 +367,9 @@ def _tracer(settings: _config.Settings, resource: Resource, extra: Sequence[Span
         counted = (
             counted_spans(registry, exporter, settings.traces_otlp) if isinstance(registry, Registry) else exporter
         )
-        own.add_span_processor(BatchSpanProcessor(counted, max_export_batch_size=export_batch(), meter_provider=meters))
+        batch = BatchSpanProcessor(counted, max_export_batch_size=export_batch(), meter_provider=meters)
+        encoded = ENCODES and isinstance(exporter, OTLPSpans)  # other exporters read the SDK's spans
+        own.add_span_processor(EncodingSpanProcessor(batch) if encoded else batch)
     state.tracer_provider = own
     return own.get_tracer("llmobs", __version__)
 

@@ -13,17 +13,20 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Sequence
 from email.utils import parsedate_to_datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
 from ._config import OTLPTarget
 from ._failsafe import guarded, warn_once
 
 if TYPE_CHECKING:
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
     from opentelemetry.sdk._logs.export import LogRecordExporter
     from opentelemetry.sdk.metrics.export import Metric, MetricExporter, MetricsData, ResourceMetrics, ScopeMetrics
-    from opentelemetry.sdk.trace.export import SpanExporter
+    from opentelemetry.sdk.trace import ReadableSpan
+    from opentelemetry.sdk.trace.export import SpanExportResult
 
 SLACK = 64  # bytes for the length prefixes that grow as a request fills
 
@@ -60,14 +63,28 @@ def backend(exporter: object) -> Backend | None:
     return found if isinstance(found, Backend) else None
 
 
-def span_exporter(target: OTLPTarget) -> SpanExporter:
+class SpanSender(Protocol):
+    """A span exporter that also sends a request already encoded (``_final_spans``)."""
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult: ...
+    def send(self, request: ExportTraceServiceRequest) -> SpanExportResult: ...
+    def shutdown(self) -> None: ...
+    def force_flush(self, timeout_millis: int = 30_000) -> bool: ...
+
+
+def span_exporter(target: OTLPTarget) -> SpanSender:
     if target.protocol == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as Grpc
+        from ._otlp_grpc import GrpcSpanExporter
 
-        return Grpc(endpoint=target.endpoint, headers=dict(target.headers), timeout=target.timeout)
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as Http
+        return GrpcSpanExporter(endpoint=target.endpoint, headers=dict(target.headers), timeout=target.timeout)
+    from ._otlp_http import HttpSpanExporter
 
-    return Http(endpoint=target.endpoint, headers=dict(target.headers), timeout=target.timeout)
+    return HttpSpanExporter(endpoint=target.endpoint, headers=dict(target.headers), timeout=target.timeout)
+
+
+def spans_in(request: ExportTraceServiceRequest) -> int:
+    """The number of spans in a trace export request."""
+    return sum(len(scope.spans) for resource in request.resource_spans for scope in resource.scope_spans)
 
 
 def log_exporter(target: OTLPTarget) -> LogRecordExporter:

@@ -1,6 +1,8 @@
-"""The OTLP/HTTP metric exporter with one attempt per request: its session notes what the backend
-answered (for the first-failure warning and ``Retry-After``) and turns a failure the exporter would
-retry after a back-off into one it does not. Imported only when metrics go over OTLP/HTTP."""
+"""The OTLP/HTTP exporters llmobs adapts: the metric exporter with one attempt per request (its session
+notes what the backend answered, for the first-failure warning and ``Retry-After``, and turns a failure
+the exporter would retry after a back-off into one it does not), and the span exporter that also sends
+a request assembled from spans encoded as they ended (``_final_spans``). Imported only when a signal
+goes over OTLP/HTTP."""
 
 from __future__ import annotations
 
@@ -8,6 +10,9 @@ from typing import Any
 
 import requests
 from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.sdk.trace.export import SpanExportResult
 
 from ._config import OTLPTarget
 from ._otlp import Backend, retry_after
@@ -55,3 +60,14 @@ class HttpMetricExporter(OTLPMetricExporter):
             timeout=target.timeout,
             session=_OneAttempt(self.llmobs_backend),
         )
+
+
+class HttpSpanExporter(OTLPSpanExporter):
+    """The SDK's OTLP/HTTP span exporter, with ``send`` for a request already encoded: it goes through
+    the exporter's own client (compression, retries, TLS), as the exporter's ``export`` sends its own."""
+
+    def send(self, request: ExportTraceServiceRequest) -> SpanExportResult:
+        if self._shutdown:
+            return SpanExportResult.FAILURE
+        sent = self._client.export(request.SerializeToString())
+        return SpanExportResult.SUCCESS if sent.success else SpanExportResult.FAILURE
