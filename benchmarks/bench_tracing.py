@@ -36,10 +36,11 @@ from typing import Any
 import grpc
 
 CASES = ("bare", "metrics", "tracing")
-DIAGNOSTIC_CASES = ("tracing-drop", "tracing-frozen")
-"""Run on request only (``--cases``): tracing whose spans an exporter that drops them takes (no OTLP), and
-tracing in an app that calls ``gc.freeze()`` after start-up (full collections then skip its heap)."""
-EXPORTING = ("tracing", "tracing-frozen")
+DIAGNOSTIC_CASES = ("tracing-drop", "tracing-frozen", "tracing-sdk-spans")
+"""Run on request only (``--cases``): tracing whose spans an exporter that drops them takes (no OTLP),
+tracing in an app that calls ``gc.freeze()`` after start-up (full collections then skip its heap), and
+tracing with the SDK's spans queued and encoded at export, as before llmobs encoded them as they end."""
+EXPORTING = ("tracing", "tracing-frozen", "tracing-sdk-spans")
 CONNECTIONS = 8
 PAUSE_MS = 8
 WORK_S = 0.001
@@ -119,6 +120,10 @@ def build_app(case: str) -> Any:
 
         if case == "tracing-drop":
             _install_dropping_provider()
+        if case == "tracing-sdk-spans":
+            from llmobs import _final_spans
+
+            _final_spans.ENCODES = False
         llmobs.init(service_name="bench-tracing", traces=case != "metrics")
         generate = llmobs.monitor_inference(model="bench", operation="chat")(generate)
         llmobs.instrument_fastapi(app)
