@@ -132,12 +132,15 @@ def test_without_the_sdk_encoder_the_sdk_exporter_encodes(otlp: Otlp, monkeypatc
 
 @pytest.mark.parametrize("where", ["as it ends", "at export"])
 def test_a_span_the_encoder_rejects_is_left_out_with_one_warning(
-    otlp: Otlp, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, where: str
+    request: pytest.FixtureRequest,
+    otlp: Otlp,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    where: str,
 ) -> None:
     receiver = otlp(traces=True)
     if where == "at export":
-        monkeypatch.setattr(SIGNALS.logger, "level", logging.CRITICAL)
-        SIGNALS.logger.manager._clear_cache()  # type: ignore[attr-defined]
+        request.getfixturevalue("encoder_logger_off")
 
     def encode(span: ReadableSpan) -> object:
         if span.status.status_code is StatusCode.ERROR:

@@ -20,7 +20,7 @@ import pytest
 from opentelemetry import trace
 
 import llmobs
-from llmobs import _handle, _lifecycle
+from llmobs import _final_spans, _handle, _lifecycle
 from tests.helpers import BASE, exported, one
 
 STORMS = 1500
@@ -188,6 +188,7 @@ def test_deadlines_at_random_moments_reach_the_caller_and_leave_nothing_behind(
     otlp: Any, deadline: type[Deadline], shape: str, spans: bool
 ) -> None:
     receiver = otlp(traces=spans)
+    assert _final_spans.SIGNALS.passes() is spans  # spans are encoded as they end, on this (main) thread
     with warnings.catch_warnings():
         # A coroutine created just before the deadline fired is never awaited: that is the harness.
         warnings.simplefilter("ignore", RuntimeWarning)
