@@ -132,7 +132,7 @@ def test_access_denials_countable_per_route_without_client_identity(run: Run) ->
 def test_durations_match_the_known_sleeps(run: Run) -> None:
     slow = total(run.receiver, DURATION, {"http.route": run.routes["slow"]})
     assert slow.count == s.SLOW_CALLS and slow.min >= s.SLOW_SECONDS
-    assert s.SLOW_CALLS * s.SLOW_SECONDS <= slow.sum <= run.sent.seconds["slow"]  # as the client timed them
+    assert s.SLOW_CALLS * s.SLOW_SECONDS <= slow.sum <= run.sent.seconds["slow, until the next response"]
 
 
 def test_stream_is_timed_to_its_last_byte_with_time_to_first_byte(run: Run) -> None:
