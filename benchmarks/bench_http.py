@@ -31,7 +31,7 @@ TARGETS = (  # (case, baseline case, what overhead it may have, as a fraction of
 )
 
 
-def _sdk_providers() -> tuple[Any, Any]:
+def sdk_providers() -> tuple[Any, Any]:
     """SDK tracer and meter providers that do all their usual work but export nowhere."""
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.metrics.export import InMemoryMetricReader
@@ -56,7 +56,7 @@ def _start_llmobs(tracing: bool) -> None:
     if tracing:
         from opentelemetry import trace
 
-        trace.set_tracer_provider(_sdk_providers()[0])  # llmobs uses an installed provider
+        trace.set_tracer_provider(sdk_providers()[0])  # llmobs uses an installed provider
     llmobs.init(service_name="bench", traces=tracing)
 
 
@@ -83,7 +83,7 @@ def _fastapi(case: str) -> Any:
     elif case == "fastapi-otel":
         from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
-        tracer_provider, meter_provider = _sdk_providers()
+        tracer_provider, meter_provider = sdk_providers()
         FastAPIInstrumentor.instrument_app(app, tracer_provider=tracer_provider, meter_provider=meter_provider)
     elif case.startswith("fastapi-llmobs"):
         from llmobs._middleware import instrument_fastapi
@@ -105,7 +105,7 @@ def _flask(case: str) -> Any:
     if case == "flask-otel":
         from opentelemetry.instrumentation.flask import FlaskInstrumentor
 
-        tracer_provider, meter_provider = _sdk_providers()
+        tracer_provider, meter_provider = sdk_providers()
         FlaskInstrumentor().instrument_app(  # type: ignore[no-untyped-call]
             app, tracer_provider=tracer_provider, meter_provider=meter_provider
         )

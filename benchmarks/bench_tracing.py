@@ -142,18 +142,10 @@ def build_app(case: str) -> Any:
 def _install_dropping_provider() -> None:
     """A global SDK provider whose batch processor hands spans to an exporter that drops them."""
     from opentelemetry import trace
-    from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
-    from typing_extensions import override
 
-    class Drop(SpanExporter):
-        @override
-        def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-            return SpanExportResult.SUCCESS
+    from benchmarks.bench_http import sdk_providers
 
-    provider = TracerProvider()
-    provider.add_span_processor(BatchSpanProcessor(Drop()))
-    trace.set_tracer_provider(provider)
+    trace.set_tracer_provider(sdk_providers()[0])
 
 
 def serve(case: str, port: int) -> None:

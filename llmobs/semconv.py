@@ -597,19 +597,21 @@ EXPORT_SIZE = Instrument(
     "Uncompressed size of one OTLP metric export request, by otel.component.type; error.type when it failed.",
     BODY_SIZE_BUCKETS,
 )
+SAMPLE_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+"""Seconds, 0.1 ms to 5 s: how long a collector sample takes to read, and how late it begins."""
 SAMPLE_DURATION = Instrument(
     "llmobs.collector.sample.duration",
     Kind.HISTOGRAM,
     "s",
     "Time one resource sample took to read (NVML, psutil), by llmobs.collector.source.",
-    (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+    SAMPLE_BUCKETS,
 )
 SAMPLE_LAG = Instrument(
     "llmobs.collector.sample.lag",
     Kind.HISTOGRAM,
     "s",
     "Time from when a resource sample was due to when its reading began, by llmobs.collector.source.",
-    (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+    SAMPLE_BUCKETS,
 )
 CALL_OVERHEAD = Instrument(
     "llmobs.inference.overhead",
