@@ -54,7 +54,8 @@ def serve(
     argv: list[str], env: dict[str, str], log: Path, start_timeout: float = 30, stop_timeout: float = 20
 ) -> Iterator[Server]:
     """Run ``python -m argv`` (``{port}`` replaced), output to ``log``; wait until /health answers;
-    SIGTERM it at exit. AssertionError, with the output, when it does not start or stop in time."""
+    SIGTERM it at exit. AssertionError, with the output, when it does not start or stop in time or drops
+    a request."""
     port = free_port()
     with log.open("wb") as out:
         command = [sys.executable, "-m", *[a.replace("{port}", str(port)) for a in argv]]
@@ -65,6 +66,8 @@ def serve(
     try:
         _wait_ready(server, start_timeout)
         yield server
+    except httpx.TransportError as error:  # the server dropped a request: what it said is the reason
+        raise AssertionError(f"{error!r} from the server, whose output was:\n{server.output()}") from error
     finally:
         _stop(server, stop_timeout)
 

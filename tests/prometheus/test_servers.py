@@ -59,9 +59,11 @@ def environment(tmp_path: Path, port: int, nvml: Path) -> dict[str, str]:
 
 
 def work(server: Server, tokens: list[int]) -> set[int]:
-    """One request per entry (0 fails with ValueError); the worker pids that answered."""
+    """One request per entry (0 fails with ValueError); the worker pids that answered. A connection per
+    request: uvicorn closes one after an app's exception, and a request sent on it before the close
+    arrived is reset."""
     pids = set()
-    with httpx.Client(base_url=server.url, timeout=10) as client:
+    with httpx.Client(base_url=server.url, timeout=10, limits=httpx.Limits(max_keepalive_connections=0)) as client:
         for n in tokens:
             response = client.get(f"/work/{n}")
             assert response.status_code == (500 if n == 0 else 200), response.text
