@@ -209,19 +209,18 @@ class _ProcessorMeter(NoOpMeter):
         super().__init__(name, version=version, schema_url=schema_url)
         self._meters = meters
 
+    def _added(self, name: str) -> _Added | None:
+        """The instrument that records ``name`` into the registry, or None where the SDK's no-op stands."""
+        instrument, registry = names.PROCESSOR_INSTRUMENTS.get(name), self._meters.registry
+        return None if instrument is None or registry is None else _Added(registry, instrument)
+
     @override
     def create_counter(self, name: str, unit: str = "", description: str = "") -> Counter:
-        instrument, registry = names.PROCESSOR_INSTRUMENTS.get(name), self._meters.registry
-        if instrument is None or registry is None:
-            return super().create_counter(name, unit, description)
-        return _Added(registry, instrument)
+        return self._added(name) or super().create_counter(name, unit, description)
 
     @override
     def create_up_down_counter(self, name: str, unit: str = "", description: str = "") -> UpDownCounter:
-        instrument, registry = names.PROCESSOR_INSTRUMENTS.get(name), self._meters.registry
-        if instrument is None or registry is None:
-            return super().create_up_down_counter(name, unit, description)
-        return _Added(registry, instrument)
+        return self._added(name) or super().create_up_down_counter(name, unit, description)
 
     @override
     def create_observable_up_down_counter(
