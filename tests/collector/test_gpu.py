@@ -43,6 +43,12 @@ def status(points: list[MetricPoint], gpu: dict[str, str], state: str) -> float 
     return value(points, "hw.status", {**gpu, "hw.state": state})
 
 
+def both_ok(points: list[MetricPoint]) -> bool:
+    """Both GPUs have reported: each has a sampler thread of its own, and one's first reading can come
+    an export before the other's."""
+    return status(points, GPU0, "ok") == status(points, GPU1, "ok") == 1
+
+
 def of(points: list[MetricPoint], gpu: dict[str, str]) -> set[str]:
     """The names of the metrics exported for one GPU."""
     return {p.name for p in points if p.attributes.get("hw.id") == gpu["hw.id"]}
@@ -51,7 +57,7 @@ def of(points: list[MetricPoint], gpu: dict[str, str]) -> set[str]:
 def test_two_gpus_export_known_values(host: Host) -> None:
     host.configure([H100, A100])
     child = host.start()
-    points = host.until(child, lambda p: status(p, GPU1, "ok") == 1)
+    points = host.until(child, both_ok)
 
     assert value(points, "hw.gpu.utilization", {**GPU0, **GENERAL}) == pytest.approx(0.87)
     assert value(points, "hw.gpu.utilization", {**GPU0, "hw.gpu.task": "encoder"}) == pytest.approx(0.05)
@@ -103,7 +109,7 @@ def test_two_gpus_export_known_values(host: Host) -> None:
 def test_unsupported_fields_are_absent_while_the_others_report(host: Host) -> None:
     host.configure([H100, MIG_LIKE])
     child = host.start()
-    points = host.until(child, lambda p: status(p, GPU1, "ok") == 1)
+    points = host.until(child, both_ok)
 
     assert value(points, "hw.gpu.memory.usage", GPU1) == 5 * GIB
     assert value(points, "hw.temperature", GPU1) == 60
@@ -123,14 +129,13 @@ def test_unsupported_fields_are_absent_while_the_others_report(host: Host) -> No
 def test_lost_gpu_is_failed_and_counted_then_recovers(host: Host) -> None:
     host.configure([H100, {**H100, "lost_after": 40}])  # about the third sample
     child = host.start()
-    points = host.until(child, lambda p: status(p, GPU1, "failed") == 1)
+    points = host.until(child, lambda p: status(p, GPU1, "failed") == 1 and status(p, GPU0, "ok") == 1)
 
     assert status(points, GPU1, "ok") == 0
     assert of(points, GPU1) == {"hw.status", "llmobs.collector.errors", "hw.energy", "hw.errors", "hw.gpu.io"}
     lost = value(points, "llmobs.collector.errors", {**GPU1, "error.type": "gpu_is_lost"})
     assert lost is not None and lost >= 1
     assert value(points, "hw.gpu.utilization", {**GPU0, **GENERAL}) == pytest.approx(0.87)
-    assert status(points, GPU0, "ok") == 1
 
     host.configure([H100, H100])
     points = host.until(child, lambda p: status(p, GPU1, "ok") == 1)
@@ -225,7 +230,7 @@ def test_each_process_reports_its_own_gpu_memory(host: Host) -> None:
         ]
     )
     name = "llmobs.gpu.process.memory.usage"
-    pa = host.until(a, lambda p: value(p, name, GPU1))
+    pa = host.until(a, lambda p: value(p, name, GPU0) and value(p, name, GPU1))
     pb = host.until(b, lambda p: value(p, name, GPU0))
 
     assert (value(pa, name, GPU0), value(pa, name, GPU1)) == (3 * GIB, 1 * GIB)
