@@ -8,10 +8,10 @@ import subprocess
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
@@ -23,6 +23,7 @@ needs_prometheus = pytest.mark.skipif(
     PROMETHEUS is None, reason="Debian's prometheus package is not installed (.ci/run installs it)"
 )
 needs_promtool = pytest.mark.skipif(PROMTOOL is None, reason="promtool (Debian's prometheus package) is not installed")
+T = TypeVar("T")
 
 
 class Prometheus:
@@ -50,13 +51,25 @@ class Prometheus:
 
     def eventually(self, promql: str, check: Callable[[float | None], bool], timeout: float = 20.0) -> float | None:
         """Wait until ``check`` holds for ``promql``'s value (scrapes are once a second)."""
+        return self._poll(promql, lambda: self.value(promql), check, timeout)
+
+    def settled(self, expected: Mapping[str, float], timeout: float = 20.0) -> None:
+        """Wait until each query of ``expected`` has its value: pre-fork workers hand their calls over at
+        intervals of their own, so one series can be complete a scrape before another."""
+
+        def values() -> dict[str, float | None]:
+            return {promql: self.value(promql) for promql in expected}
+
+        self._poll("the queries", values, lambda found: found == expected, timeout)
+
+    def _poll(self, what: str, read: Callable[[], T], check: Callable[[T], bool], timeout: float) -> T:
         deadline = time.monotonic() + timeout
-        value = self.value(promql)
+        value = read()
         while not check(value):
             if time.monotonic() > deadline:
-                raise AssertionError(f"{promql} = {value} after {timeout}s\n{self.log.read_text()[-2000:]}")
+                raise AssertionError(f"{what} = {value} after {timeout}s\n{self.log.read_text()[-2000:]}")
             time.sleep(0.25)
-            value = self.value(promql)
+            value = read()
         return value
 
     def exemplars(self, promql: str) -> list[dict[str, Any]]:

@@ -89,18 +89,15 @@ def test_gunicorn_workers_merge_exactly_and_a_killed_worker_takes_nothing_back(
         first = [1, 2, 3, 4] * 10
         pids = work(server, first + [0, 0, 0])
         assert len(pids) >= 2, pids  # more than one worker answered
-        prom.eventually(CALLS, lambda v: v == 40)
-        assert prom.value(ERRORS) == 3
-        assert prom.value(INPUT) == sum(first) + 0  # the failed calls recorded 0 tokens before raising
-        assert prom.value(ROUTE % "/work/<int:tokens>") == 43
+        # The failed calls recorded 0 tokens before raising.
+        prom.settled({CALLS: 40, ERRORS: 3, INPUT: sum(first), ROUTE % "/work/<int:tokens>": 43})
 
         victim = serving_worker(server) if not preload else next(iter(pids))  # --preload: the master serves
         time.sleep(0.6)  # its snapshot of the calls above is handed over (every 0.2 s)
         os.kill(victim, signal.SIGKILL)
         second = [5] * 10
         work(server, second)
-        prom.eventually(CALLS, lambda v: v == 50, timeout=30)
-        assert prom.value(INPUT) == sum(first) + sum(second)
+        prom.settled({CALLS: 50, INPUT: sum(first) + sum(second)}, timeout=30)
         assert prom.value(RESETS) == 0  # no scrape ever saw a counter go backwards
         assert prom.value('hw_power_watts{hw_name="gpu0"}') == pytest.approx(245)
         quantile = prom.value(
@@ -135,10 +132,7 @@ def test_uvicorn_workers_are_merged_exactly_and_a_restart_starts_from_zero(
     port, env, prom = endpoint
     with serve(UVICORN, env, tmp_path / "uvicorn.log") as server:
         work(server, [3] * 24 + [0, 0])
-        prom.eventually(CALLS, lambda v: v == 24)
-        assert prom.value(ERRORS) == 2
-        assert prom.value(INPUT) == 72
-        assert prom.value(ROUTE % "/work/{tokens}") == 26
+        prom.settled({CALLS: 24, ERRORS: 2, INPUT: 72, ROUTE % "/work/{tokens}": 26})
         assert prom.value("up") == 1
     # uvicorn ends its workers by re-raising SIGTERM, which skips every exit hook: what they left is
     # cleared by the next run's first worker, never merged into it.

@@ -52,7 +52,9 @@ def test_a_report_from_prometheus_counts_what_was_served(tmp_path: Path) -> None
         started = time.time()
         for n in [1, 2, 3, 4] * 5 + [0, 0]:
             assert client.get(f"/work/{n}").status_code == (500 if n == 0 else 200)
-        prom.eventually(CALLS, lambda v: v == 22)
+        prom.settled(
+            {CALLS: 22, 'sum(http_server_request_duration_seconds_count{http_route="/work/<int:tokens>"})': 22}
+        )
         prom.eventually('count(ALERTS{alertstate="firing"})', lambda v: v == 1)
         report = load_prometheus(prom.url, started - 30, time.time())
         cli = subprocess.run(
