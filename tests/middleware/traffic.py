@@ -22,6 +22,7 @@ class Sent:
     statuses: Counter[tuple[str, int]] = field(default_factory=Counter)
     seconds: dict[str, float] = field(default_factory=dict)
     stream_first_chunk: float = 0.0
+    stream_second_chunk: float = 0.0
     parents: dict[str, str] = field(default_factory=dict)
     pids: set[int] = field(default_factory=set)
     stream_body: bytes = b""
@@ -67,6 +68,8 @@ async def drive(url: str) -> Sent:
             async for chunk in stream.aiter_raw():
                 if not sent.stream_body:
                     sent.stream_first_chunk = time.perf_counter() - began
+                elif not sent.stream_second_chunk:
+                    sent.stream_second_chunk = time.perf_counter() - began
                 sent.stream_body += chunk
         sent.seconds["stream"] = time.perf_counter() - began
         sent.statuses["stream", stream.status_code] += 1
