@@ -205,9 +205,10 @@ def test_hung_nvml_call_blocks_neither_calls_nor_export_and_is_not_exported_as_f
 
 def test_one_hung_gpu_withdraws_only_its_own_readings(host: Host) -> None:
     host.configure([H100, {**H100, "sleep": ("power", 5)}])  # GPU 1 hangs in every sample from the first
-    child = host.start()
+    # A sample is late after two intervals: at 0.5 s, GPU 0's first one is not, however loaded the machine.
+    child = host.start(collect_ms=500)
     timeout = {**GPU1, "error.type": "sample_timeout"}
-    points = host.until(child, lambda p: value(p, "llmobs.collector.errors", timeout))
+    points = host.until(child, lambda p: value(p, "llmobs.collector.errors", timeout) and status(p, GPU0, "ok") == 1)
 
     assert value(points, "llmobs.collector.errors", timeout) == 1  # counted once per hang, as GPU 1's
     assert not [p.name for p in points if p.kind == "gauge" and p.attributes.get("hw.id") == uuid(1)]
