@@ -20,7 +20,7 @@ from typing_extensions import override
 import llmobs
 from llmobs import _config, _lifecycle, _logs
 from llmobs import semconv as names
-from llmobs._aggregation import Registry
+from llmobs._aggregation import Registry, Snapshot
 from llmobs._collector.publish import Publisher
 from llmobs._collector.reading import Reading
 from llmobs._collector.sampler import Sampler
@@ -299,17 +299,20 @@ def test_a_collector_sample_reports_how_long_it_took_and_how_late_it_began() -> 
         asked = time.monotonic()
         sampler.request(holder=True)
         assert source.read_done.wait(5)
-        deadline = time.monotonic() + 5
-        while sampler.busy and time.monotonic() < deadline:
+
+        def recorded() -> dict[str, tuple[dict[str, object], Snapshot]]:
+            return {
+                instrument.name: (dict(attributes), snapshot)
+                for instrument, points in registry.collect()
+                for attributes, snapshot in points
+            }
+
+        deadline = time.monotonic() + 5  # the sampler records both after it is no longer busy
+        while len(histograms := recorded()) < 2 and time.monotonic() < deadline:
             time.sleep(0.01)
         done = time.monotonic()
     finally:
         sampler.stop()
-    histograms = {
-        instrument.name: (dict(attributes), snapshot)
-        for instrument, points in registry.collect()
-        for attributes, snapshot in points
-    }
     attributes, took = histograms[names.SAMPLE_DURATION.name]
     assert attributes == {names.COLLECTOR_SOURCE: "host"}
     assert took.count == 1 and 0.05 <= took.sum <= done - asked  # type: ignore[union-attr]

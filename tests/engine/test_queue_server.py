@@ -36,8 +36,8 @@ def test_queue_and_execution_time_of_a_semaphore_bound_server(tmp_path: Path) ->
             calls = asyncio.run(concurrently(server.url))
 
             def finished(r: OTLPReceiver) -> bool:
-                points = r.latest("llmobs.inference.execution.duration", MODEL)
-                return bool(points) and points[0].count == REQUESTS
+                points = [r.latest(f"llmobs.inference.{part}.duration", MODEL) for part in ("queue", "execution")]
+                return all(found and found[0].count == REQUESTS for found in points)
 
             receiver.wait_for(finished)
             (queue,) = receiver.latest("llmobs.inference.queue.duration", MODEL)
