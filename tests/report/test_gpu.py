@@ -20,7 +20,8 @@ import time, llmobs
 from llmobs import _lifecycle
 from tests import nvml_stub
 from pathlib import Path
-llmobs.init(service_name="gpu-report", summary=False, host=False, collect_interval=0.1, export_interval=0.2)
+# Exported by force_flush alone: an export may take at most the interval, which a 0.2 s one left little of.
+llmobs.init(service_name="gpu-report", summary=False, host=False, collect_interval=0.1, export_interval=3600)
 
 @llmobs.monitor_inference(model="m", operation="chat")
 def call():
@@ -58,7 +59,8 @@ def test_gpu_readings_and_energy_per_1000_output_tokens(tmp_path: Path) -> None:
         LLMOBS_HISTORY=str(history),
     )  # fmt: skip
     code = WORKLOAD.format(config=config)
-    subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, check=True, timeout=60, capture_output=True)
+    wrote = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, timeout=60, capture_output=True, text=True)
+    assert wrote.returncode == 0, wrote.stderr
     result = subprocess.run(
         [sys.executable, "-m", "llmobs._cli", "report", "--history", str(history), "--out", str(tmp_path / "r.html")],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
