@@ -1,10 +1,8 @@
 """The OTLP span pipeline of llmobs's own TracerProvider: spans encoded as they end, a single-attempt
-mode for shutdown (a backend that refuses at once must not hold ``shutdown()`` for its whole budget),
-and its batch size."""
+mode for shutdown (``_otlp.FinalAttempt``), and its batch size."""
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections import defaultdict
 from collections.abc import Sequence
@@ -20,7 +18,7 @@ from typing_extensions import override
 
 from ._config import OTLPTarget
 from ._failsafe import PassSignals, internal_error
-from ._otlp import SpanSender, span_exporter
+from ._otlp import FinalAttempt, SpanSender, span_exporter
 
 if TYPE_CHECKING:
     from opentelemetry.proto.trace.v1.trace_pb2 import Span as SpanMessage
@@ -36,10 +34,6 @@ else:
     ENCODES = True
     # That encoder logs and swallows any exception from an attribute's encoding, a signal handler's too.
     SIGNALS = PassSignals(_encode_resource.__module__)
-
-# The OTLP exporters retry a failed export after a back-off of at least 0.8 s, and only while it fits
-# in their timeout: with this timeout an export makes exactly one attempt.
-SINGLE_ATTEMPT_TIMEOUT = 0.75
 
 EXPORT_BATCH = 64
 """Spans per export. The SDK's 512 take ~14 ms of Python encoding on the export thread, and the request
@@ -138,30 +132,17 @@ def export_batch() -> int | None:
     return None if os.environ.get("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "").strip() else EXPORT_BATCH
 
 
-class OTLPSpans(SpanExporter):
-    """Exports through the OTLP exporter of ``target``; after ``closing()``, through a second one
-    that makes a single attempt (the final flush of the BatchSpanProcessor goes there)."""
+class OTLPSpans(FinalAttempt[SpanSender], SpanExporter):
+    """Exports through the OTLP span exporter of ``target``, a single attempt once ``closing()``."""
 
     def __init__(self, target: OTLPTarget) -> None:
-        self._target = target
-        self._exporter = span_exporter(target)
-        self._final: SpanSender | None = None
-
-    def closing(self) -> None:
-        timeout = min(self._target.timeout, SINGLE_ATTEMPT_TIMEOUT)
-        self._final = span_exporter(dataclasses.replace(self._target, timeout=timeout))
+        super().__init__(target, span_exporter)
 
     @override
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        exporter = self._final or self._exporter
+        exporter = self.current
         return exporter.send(request(spans)) if ENCODES else exporter.export(spans)
 
     @override
-    def shutdown(self) -> None:
-        self._exporter.shutdown()
-        if self._final is not None:
-            self._final.shutdown()
-
-    @override
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
-        return self._exporter.force_flush(timeout_millis)
+        return self.first.force_flush(timeout_millis)

@@ -19,6 +19,7 @@ from . import _config, _env, _logs
 from ._aggregation import NOOP, Registry, Series
 from ._attributes import Attributes, AttributeValue
 from ._failsafe import guarded, logger
+from ._otlp import FinalAttempt
 from ._version import __version__
 from .semconv import PROCESS_PID, SERVICE_INSTANCE_ID, SERVICE_NAME, Instrument
 
@@ -30,7 +31,6 @@ if TYPE_CHECKING:
     from opentelemetry.sdk.trace.export import SpanExporter
 
     from ._collector import Collector
-    from ._final_spans import OTLPSpans
     from ._logs import Pipeline
     from ._periodic import PeriodicExport
     from ._prometheus.endpoint import Endpoint
@@ -364,9 +364,7 @@ def _tracer(settings: _config.Settings, resource: Resource, extra: Sequence[Span
     registry = state.registry
     meters = processor_meters(registry) if isinstance(registry, Registry) else None
     for exporter in state.span_exporters:
-        counted = (
-            counted_spans(registry, exporter, settings.traces_otlp) if isinstance(registry, Registry) else exporter
-        )
+        counted = counted_spans(registry, exporter) if isinstance(registry, Registry) else exporter
         batch = BatchSpanProcessor(counted, max_export_batch_size=export_batch(), meter_provider=meters)
         encoded = ENCODES and isinstance(exporter, OTLPSpans)  # other exporters read the SDK's spans
         own.add_span_processor(EncodingSpanProcessor(batch) if encoded else batch)
@@ -462,11 +460,9 @@ def _run_until(tasks: list[Callable[[], object]], deadline: float) -> bool:
 
 def _stop_tracing(provider: TracerProvider, exporters: list[SpanExporter], deadline: float) -> bool:
     """Flush and stop the span pipeline; past ``deadline``, stop its exporters' retries instead."""
-    from ._final_spans import OTLPSpans
-
     for exporter in exporters:
-        if isinstance(exporter, OTLPSpans):
-            _closing(exporter)
+        if isinstance(exporter, FinalAttempt):
+            exporter.closing()
     stopper = threading.Thread(target=provider.shutdown, daemon=True)
     stopper.start()
     stopper.join(max(0.0, deadline - time.monotonic()))
@@ -477,11 +473,6 @@ def _stop_tracing(provider: TracerProvider, exporters: list[SpanExporter], deadl
         # the exporter is shut down under it.
         _shut(exporter)
     return False
-
-
-@guarded(where="final span exporter")
-def _closing(exporter: OTLPSpans) -> None:
-    exporter.closing()
 
 
 @guarded(where="span exporter shutdown")

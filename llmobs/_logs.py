@@ -18,6 +18,7 @@ from opentelemetry.context import Context
 
 from ._attributes import AttributeValue, clean_value
 from ._failsafe import guarded
+from ._otlp import FinalAttempt
 from ._version import __version__
 from .semconv import ERROR_TYPE, EVENT_DURATION, EXCEPTION_MESSAGE, EXCEPTION_STACKTRACE
 
@@ -144,6 +145,9 @@ class Pipeline:
         emitter.logger = emitter.provider = None
         if self.provider is None:
             return True
+        for exporter in self.exporters:
+            if isinstance(exporter, FinalAttempt):
+                exporter.closing()
         stopper = threading.Thread(target=self.provider.shutdown, daemon=True)
         stopper.start()
         stopper.join(max(0.0, deadline - time.monotonic()))
@@ -184,9 +188,9 @@ def start(settings: Settings, resource: Resource) -> Pipeline | None:
 def _exporters(settings: Settings) -> list[LogRecordExporter]:
     exporters: list[LogRecordExporter] = []
     if settings.logs_otlp is not None:
-        from ._otlp import log_exporter
+        from ._otlp_logs import OTLPLogs
 
-        exporters.append(log_exporter(settings.logs_otlp))
+        exporters.append(OTLPLogs(settings.logs_otlp))
     if settings.logs_console:
         from opentelemetry.sdk._logs.export import ConsoleLogRecordExporter
 

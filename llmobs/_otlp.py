@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from email.utils import parsedate_to_datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 from urllib.parse import urlsplit
 
 from ._config import OTLPTarget
@@ -95,6 +95,45 @@ def log_exporter(target: OTLPTarget) -> LogRecordExporter:
     from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter as Http
 
     return Http(endpoint=target.endpoint, headers=dict(target.headers), timeout=target.timeout)
+
+
+# The OTLP span and log exporters retry a failed export after a back-off of at least 0.8 s, and only
+# while it fits in their timeout: with this timeout an export makes exactly one attempt.
+SINGLE_ATTEMPT_TIMEOUT = 0.75
+
+
+class _Stoppable(Protocol):
+    def shutdown(self) -> None: ...
+
+
+E = TypeVar("E", bound=_Stoppable)
+
+
+class FinalAttempt(Generic[E]):
+    """The exporter ``make`` builds for ``target`` and, after ``closing()``, a second one that makes a
+    single attempt, for the batch processor's final flush: a backend that refuses at once must not hold
+    ``shutdown()`` for its whole budget while the first one backs off and retries."""
+
+    def __init__(self, target: OTLPTarget, make: Callable[[OTLPTarget], E]) -> None:
+        self.target = target
+        self._make = make
+        self.first = make(target)
+        self._final: E | None = None
+
+    @guarded(where="final exporter")
+    def closing(self) -> None:
+        timeout = min(self.target.timeout, SINGLE_ATTEMPT_TIMEOUT)
+        self._final = self._make(dataclasses.replace(self.target, timeout=timeout))
+
+    @property
+    def current(self) -> E:
+        """The exporter an export goes through now."""
+        return self.first if self._final is None else self._final
+
+    def shutdown(self) -> None:
+        self.first.shutdown()
+        if self._final is not None:
+            self._final.shutdown()
 
 
 def retry_after(value: str | None) -> float | None:

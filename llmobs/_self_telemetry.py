@@ -35,11 +35,10 @@ from . import semconv as names
 from ._aggregation import Registry
 from ._attributes import Attributes, freeze, merge
 from ._failsafe import guarded
+from ._otlp import FinalAttempt
 
 if TYPE_CHECKING:
     from opentelemetry.util.types import Attributes as OTelAttributes
-
-    from ._config import OTLPTarget
 
 R = TypeVar("R")
 CALLS = 64  # per timed round of the no-op: ~70 µs decorated
@@ -139,25 +138,23 @@ class CountedLogs(LogRecordExporter):
         return self._exporter.force_flush(timeout_millis)
 
 
-def counted_spans(registry: Registry, exporter: SpanExporter, target: OTLPTarget | None) -> SpanExporter:
-    """``exporter`` counted; ``target``: the OTLP target of llmobs's own span exporter, which names its type."""
-    from ._final_spans import OTLPSpans
-
-    if isinstance(exporter, OTLPSpans) and target is not None:
-        component = names.GRPC_SPAN_EXPORTER if target.protocol == "grpc" else names.HTTP_SPAN_EXPORTER
-    else:
-        component = _type_name(exporter)
+def counted_spans(registry: Registry, exporter: SpanExporter) -> SpanExporter:
+    """``exporter`` counted, under its OTLP component type, or its class name for any other exporter."""
+    component = _component(exporter, names.GRPC_SPAN_EXPORTER, names.HTTP_SPAN_EXPORTER)
     return CountedSpans(exporter, ExportTelemetry(registry, names.EXPORTED_SPANS, component))
 
 
 def counted_logs(registry: Registry, exporter: LogRecordExporter) -> LogRecordExporter:
     """``exporter`` counted, under its OTLP component type, or its class name for any other exporter."""
-    module = type(exporter).__module__
-    if module.startswith("opentelemetry.exporter.otlp."):
-        component = names.GRPC_LOG_EXPORTER if ".grpc." in module else names.HTTP_LOG_EXPORTER
-    else:
-        component = _type_name(exporter)
+    component = _component(exporter, names.GRPC_LOG_EXPORTER, names.HTTP_LOG_EXPORTER)
     return CountedLogs(exporter, ExportTelemetry(registry, names.EXPORTED_LOGS, component))
+
+
+def _component(exporter: object, grpc: str, http: str) -> str:
+    """``grpc`` or ``http`` for llmobs's own OTLP exporters, by their protocol; else the class name."""
+    if isinstance(exporter, FinalAttempt):
+        return grpc if exporter.target.protocol == "grpc" else http
+    return _type_name(exporter)
 
 
 def _type_name(exporter: object) -> str:

@@ -305,14 +305,15 @@ def test_force_flush_during_a_black_hole_keeps_one_flush_in_flight_per_pipeline(
 
 
 @pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
-def test_refused_spans_do_not_hold_shutdown_for_its_budget(
-    protocol: str, monkeypatch: pytest.MonkeyPatch, otlp: Otlp
+@pytest.mark.parametrize("signal", ["spans", "logs"])
+def test_refused_spans_and_logs_do_not_hold_shutdown_for_its_budget(
+    signal: str, protocol: str, monkeypatch: pytest.MonkeyPatch, otlp: Otlp
 ) -> None:
-    monkeypatch.setenv("OTEL_METRICS_EXPORTER", "none")  # the span side alone
-    receiver = otlp(protocol=protocol, traces=True)
+    monkeypatch.setenv("OTEL_METRICS_EXPORTER", "none")  # one signal alone: no inventory record either
+    receiver = otlp(protocol=protocol, traces=signal == "spans", inventory=False)
     receiver.mode = "refuse"
     for _ in range(5):
-        predict()
+        predict() if signal == "spans" else _logs.emit_event("test.record", {})
     started = time.monotonic()
     llmobs.shutdown(timeout=5.0)
     elapsed = time.monotonic() - started

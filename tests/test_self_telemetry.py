@@ -232,7 +232,7 @@ class BrokenSpans(SpanExporter):
 
 def test_a_span_export_that_raises_is_counted_by_the_exceptions_type_and_raises_on() -> None:
     registry = Registry()
-    counted = counted_spans(registry, BrokenSpans(), None)
+    counted = counted_spans(registry, BrokenSpans())
     with pytest.raises(ConnectionError):  # to the batch processor, which logs it, as without llmobs
         counted.export([ReadableSpan(name="a"), ReadableSpan(name="b")])
     points = {
